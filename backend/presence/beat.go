@@ -1,0 +1,108 @@
+package presence
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Beat is one "I'm here" from a device: its state at At. Seq rises per device;
+// a beat at or below the device's high-water mark (last_seq) is a duplicate.
+type Beat struct {
+	Seq   int64     `json:"seq"`
+	At    time.Time `json:"at"`
+	State State     `json:"state"`
+	IdleS int64     `json:"idle_s"`
+}
+
+// Batch limits of the v1 API (DESIGN §3).
+const (
+	MaxBatchBeats = 1000
+	MaxBatchBytes = 1 << 20
+)
+
+// Limits bound how far a beat's time may stray from the service's clock after
+// the skew shift. MaxPast must cover the longest outage an agent replays (its
+// outbox keeps a week and more); MaxFuture absorbs jitter, not broken clocks.
+type Limits struct {
+	MaxPast       time.Duration
+	MaxFuture     time.Duration
+	SkewTolerance time.Duration
+}
+
+// DefaultLimits accept a month of queued beats and two minutes of future,
+// and shift batches whose device clock is more than five seconds off.
+var DefaultLimits = Limits{
+	MaxPast:       30 * 24 * time.Hour,
+	MaxFuture:     2 * time.Minute,
+	SkewTolerance: 5 * time.Second,
+}
+
+// Skew returns how much to shift a batch's beats: receivedAt − sentAt when
+// that exceeds tolerance in either direction, else zero. Network latency is
+// far below any sensible tolerance, so small offsets are left alone rather
+// than adding noise to every beat.
+func Skew(sentAt, receivedAt time.Time, tolerance time.Duration) time.Duration {
+	if sentAt.IsZero() {
+		return 0
+	}
+	d := receivedAt.Sub(sentAt)
+	if d > tolerance || d < -tolerance {
+		return d
+	}
+	return 0
+}
+
+// Validate checks one beat (already shifted for skew) against now.
+func (b Beat) Validate(now time.Time, l Limits) error {
+	switch {
+	case b.Seq <= 0:
+		return Errorf(EINVALID, "seq must be a positive integer")
+	case !b.State.Valid():
+		return Errorf(EINVALID, "unknown state %q (want active, idle, away or offline)", string(b.State))
+	case b.At.IsZero():
+		return Errorf(EINVALID, "at is required")
+	case b.IdleS < 0:
+		return Errorf(EINVALID, "idle_s must not be negative")
+	case b.At.After(now.Add(l.MaxFuture)):
+		return Errorf(EINVALID, "at is %s in the future", b.At.Sub(now).Round(time.Second))
+	case b.At.Before(now.Add(-l.MaxPast)):
+		return Errorf(EINVALID, "at is older than %s", l.MaxPast)
+	}
+	return nil
+}
+
+// Rejection names a beat the service refused and why.
+type Rejection struct {
+	Seq   int64  `json:"seq"`
+	Error string `json:"error"`
+}
+
+// PrepareBatch shifts a batch for clock skew, validates every beat and returns
+// the valid ones sorted by seq (one seq once: a repeat inside the batch is
+// rejected) plus the rejected ones with their reasons. One bad beat never
+// costs the rest of the batch.
+func PrepareBatch(sentAt time.Time, beats []Beat, receivedAt time.Time, l Limits) (valid []Beat, rejected []Rejection) {
+	shift := Skew(sentAt, receivedAt, l.SkewTolerance)
+	valid = make([]Beat, 0, len(beats))
+	for _, b := range beats {
+		if !b.At.IsZero() {
+			b.At = b.At.Add(shift).UTC()
+		}
+		if err := b.Validate(receivedAt, l); err != nil {
+			rejected = append(rejected, Rejection{Seq: b.Seq, Error: ErrorMessage(err)})
+			continue
+		}
+		valid = append(valid, b)
+	}
+	slices.SortStableFunc(valid, func(a, b Beat) int { return cmp.Compare(a.Seq, b.Seq) })
+	out := make([]Beat, 0, len(valid))
+	for _, b := range valid {
+		if n := len(out); n > 0 && out[n-1].Seq == b.Seq {
+			rejected = append(rejected, Rejection{Seq: b.Seq, Error: "seq repeated within the batch"})
+			continue
+		}
+		out = append(out, b)
+	}
+	return out, rejected
+}

@@ -1,0 +1,132 @@
+package presence
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// User is a person on a service. Handle is their public, URL-safe name.
+type User struct {
+	ID        int64     `json:"-"`
+	Handle    string    `json:"handle"`
+	Name      string    `json:"name"`
+	TZ        string    `json:"tz"`
+	Public    bool      `json:"public"`
+	CreatedAt time.Time `json:"-"`
+}
+
+// Location is the user's time zone, UTC when unset or unknown.
+func (u User) Location() *time.Location {
+	if loc, err := time.LoadLocation(u.TZ); err == nil && u.TZ != "" {
+		return loc
+	}
+	return time.UTC
+}
+
+var handleRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,38}$`)
+
+// ValidateHandle checks a handle: 1–39 lowercase letters, digits, '-' or '_'.
+func ValidateHandle(h string) error {
+	if !handleRE.MatchString(h) {
+		return Errorf(EINVALID, "handle %q must be 1-39 lowercase letters, digits, '-' or '_'", h)
+	}
+	return nil
+}
+
+// ValidateTZ checks an IANA time-zone name.
+func ValidateTZ(tz string) error {
+	if tz == "" {
+		return nil
+	}
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+		return Errorf(EINVALID, "unknown time zone %q (want an IANA name such as Europe/Paris)", tz)
+	}
+	return nil
+}
+
+// UserUpdate is a partial change to a user (PATCH /api/v1/me); nil fields stay.
+type UserUpdate struct {
+	Name   *string
+	TZ     *string
+	Public *bool
+}
+
+// Device is one machine of a user. Facts come from the agent when it connects.
+type Device struct {
+	ID        int64     `json:"id"`
+	UserID    int64     `json:"-"`
+	Name      string    `json:"name"`
+	OS        string    `json:"os"`
+	Platform  string    `json:"platform,omitempty"`
+	Hostname  string    `json:"hostname,omitempty"`
+	CreatedAt time.Time `json:"-"`
+	Revoked   bool      `json:"-"`
+}
+
+// Facts describe a device's machine, sent by the agent when it first connects.
+type Facts struct {
+	Hostname string `json:"hostname,omitempty"`
+	OS       string `json:"os,omitempty"`
+	Platform string `json:"platform,omitempty"`
+}
+
+// ValidateDeviceName checks a device's display name.
+func ValidateDeviceName(n string) error {
+	if strings.TrimSpace(n) == "" || len(n) > 64 {
+		return Errorf(EINVALID, "device name must be 1-64 characters")
+	}
+	return nil
+}
+
+// TokenKind says what a token authenticates.
+type TokenKind string
+
+// Token kinds and their prefixes.
+const (
+	UserToken   TokenKind = "usr"
+	DeviceToken TokenKind = "dev"
+)
+
+// NewToken returns a fresh token of the kind ("ls_usr_…" or "ls_dev_…", 32
+// random bytes) and the SHA-256 hash that is all a store keeps of it.
+func NewToken(kind TokenKind) (token string, hash []byte) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // cannot happen on supported systems
+	}
+	token = "ls_" + string(kind) + "_" + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashToken(token)
+}
+
+// HashToken is the at-rest form of a token.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// TokenKindOf returns the kind a token claims by its prefix, or an
+// EUNAUTHORIZED error for anything that is not a Lastseen token.
+func TokenKindOf(token string) (TokenKind, error) {
+	switch {
+	case strings.HasPrefix(token, "ls_usr_"):
+		return UserToken, nil
+	case strings.HasPrefix(token, "ls_dev_"):
+		return DeviceToken, nil
+	}
+	return "", Errorf(EUNAUTHORIZED, "not a Lastseen token")
+}
+
+// HashesEqual compares two token hashes in constant time.
+func HashesEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// Principal is who a request acts as: a user, or one device of a user.
+type Principal struct {
+	Kind     TokenKind
+	UserID   int64
+	DeviceID int64 // only for device tokens
+}

@@ -1,0 +1,129 @@
+package presence
+
+import "time"
+
+// Pulse is the beat cadence a service expects. A beat no later than
+// previous + Interval + Grace continues a span; a device with no beat for
+// Interval + Grace is offline.
+type Pulse struct {
+	Interval time.Duration
+	Grace    time.Duration
+}
+
+// DefaultPulse is DESIGN §2's 30 s interval with 30 s grace.
+var DefaultPulse = Pulse{Interval: 30 * time.Second, Grace: 30 * time.Second}
+
+// Window is the pulse window: the longest gap that still joins two beats.
+func (p Pulse) Window() time.Duration { return p.Interval + p.Grace }
+
+// Validate checks the pulse is usable.
+func (p Pulse) Validate() error {
+	if p.Interval <= 0 || p.Grace < 0 {
+		return Errorf(EINVALID, "pulse interval must be positive and grace not negative")
+	}
+	return nil
+}
+
+// Span is a run of consecutive beats of one device in one state. It runs from
+// its first beat to its last beat, or to the beat that changed the state.
+// Its duration is wall-clock End − Start: never a fixed amount per beat.
+//
+// Closed marks a span ended by an explicit beat (a new state, offline) or by a
+// gap. A span that is not Closed may still be extended by a late beat within
+// the pulse window; whether it is "open" right now also depends on the clock,
+// see OpenAt. Expiry never rewrites End, so a device that went silent is
+// never stretched to "now".
+type Span struct {
+	ID       int64     `json:"id"`
+	DeviceID int64     `json:"device_id"`
+	State    State     `json:"state"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Closed   bool      `json:"-"`
+}
+
+// Duration is End − Start.
+func (s Span) Duration() time.Duration { return s.End.Sub(s.Start) }
+
+// OpenAt reports whether the span is still running at now: not closed, and its
+// last beat within the pulse window.
+func (s Span) OpenAt(now time.Time, window time.Duration) bool {
+	return !s.Closed && now.Sub(s.End) <= window
+}
+
+// Outcome is what one beat did to a device's tail span.
+type Outcome struct {
+	// Closed is the previous tail, finalised, when the beat ended it (a new
+	// state, an offline beat, or a gap longer than the window). Its End is
+	// final. Nil when the previous tail was extended or untouched.
+	Closed *Span
+	// Tail is the device's tail after the beat: the extended previous tail or
+	// a new span (Started). Nil after an offline beat.
+	Tail *Span
+	// Started reports that Tail is a new span (to be inserted; ID is zero).
+	Started bool
+	// Stale reports a beat older than the tail's end: it changes nothing.
+	Stale bool
+}
+
+// Changed reports whether the beat changed any span.
+func (o Outcome) Changed() bool { return !o.Stale && (o.Closed != nil || o.Tail != nil) }
+
+// Merge applies beat b to a device's tail span (nil for none). It is pure: the
+// same tail, beat and window always give the same outcome, and tail is not
+// modified. The rules (DESIGN §2):
+//
+//   - a beat before the tail's end is stale and changes nothing (a re-sent
+//     beat whose seq slipped past the duplicate check still cannot count twice);
+//   - an offline beat closes the tail at the beat's own time;
+//   - a beat more than window after the tail's end closes the tail at its last
+//     beat and starts a new span;
+//   - a beat of another state closes the tail at the beat and starts a new span;
+//   - a beat of the same state extends the tail to the beat.
+func Merge(tail *Span, b Beat, window time.Duration) Outcome {
+	if tail != nil && tail.Closed {
+		tail = nil // a closed span is history; it is never reopened
+	}
+	if tail != nil && b.At.Before(tail.End) {
+		return Outcome{Tail: cp(tail), Stale: true}
+	}
+	start := func() *Span {
+		if b.State == Offline {
+			return nil
+		}
+		return &Span{DeviceID: deviceOf(tail), State: b.State, Start: b.At, End: b.At}
+	}
+	if tail == nil {
+		n := start()
+		return Outcome{Tail: n, Started: n != nil}
+	}
+	switch {
+	case b.At.Sub(tail.End) > window:
+		closed := cp(tail)
+		closed.Closed = true
+		n := start()
+		return Outcome{Closed: closed, Tail: n, Started: n != nil}
+	case b.State != tail.State:
+		closed := cp(tail)
+		closed.End = b.At
+		closed.Closed = true
+		n := start()
+		return Outcome{Closed: closed, Tail: n, Started: n != nil}
+	default:
+		ext := cp(tail)
+		ext.End = b.At
+		return Outcome{Tail: ext}
+	}
+}
+
+func cp(s *Span) *Span {
+	c := *s
+	return &c
+}
+
+func deviceOf(s *Span) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.DeviceID
+}
