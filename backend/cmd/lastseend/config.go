@@ -1,0 +1,204 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/httpapi"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// Config is everything lastseend is told by flags and LASTSEEN_* variables.
+type Config struct {
+	// Addr is the listen address of serve.
+	Addr string
+	// DB is a SQLite file path, or a postgres:// URL.
+	DB string
+	// TLSCert and TLSKey, both or neither, make serve speak HTTPS.
+	TLSCert, TLSKey string
+	// Pulse is the beat cadence devices are judged by.
+	Pulse presence.Pulse
+	// LogLevel filters the JSON log on standard error.
+	LogLevel slog.Level
+
+	// UserRate and DeviceRate limit requests per token.
+	UserRate, DeviceRate httpapi.Rate
+
+	// ShutdownTimeout bounds how long a graceful stop waits for requests in
+	// flight before it cuts them off; the store is flushed either way.
+	ShutdownTimeout time.Duration
+
+	// HTTP server timeouts. There is no write timeout on purpose: SSE streams
+	// live for hours; handlers that need a deadline set their own.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+
+	// EventRing is how many recent live events the hub keeps so a stream
+	// can resume with Last-Event-ID after a reconnect.
+	EventRing int
+}
+
+// DefaultConfig is lastseend out of the box: loopback, a SQLite file in the
+// working directory, DESIGN §2's 30 s + 30 s pulse.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		DB:                "lastseen.db",
+		Pulse:             presence.DefaultPulse,
+		LogLevel:          slog.LevelInfo,
+		UserRate:          httpapi.Rate{PerSecond: 20, Burst: 60},
+		DeviceRate:        httpapi.Rate{PerSecond: 2, Burst: 20},
+		ShutdownTimeout:   15 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		EventRing:         1024,
+	}
+}
+
+// Validate checks the configuration before anything is opened.
+func (c Config) Validate() error {
+	if c.DB == "" {
+		return errors.New("--db must name a SQLite file or a postgres:// URL")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := c.Pulse.Validate(); err != nil {
+		return fmt.Errorf("--interval/--grace: %s", presence.ErrorMessage(err))
+	}
+	for name, r := range map[string]httpapi.Rate{"--user-rate": c.UserRate, "--device-rate": c.DeviceRate} {
+		if r.PerSecond <= 0 || r.Burst < 1 {
+			return fmt.Errorf("%s must be a positive rate with a burst of at least 1", name)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+// IsPostgres reports whether DB names a PostgreSQL database.
+func (c Config) IsPostgres() bool {
+	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+}
+
+// RedactedDB is DB fit for a log line: a PostgreSQL URL loses its password.
+func (c Config) RedactedDB() string {
+	if !c.IsPostgres() {
+		return c.DB
+	}
+	u, err := url.Parse(c.DB)
+	if err != nil {
+		return "postgres://…"
+	}
+	return u.Redacted()
+}
+
+// rateValue reads a rate as "PER_SECOND/BURST", e.g. "2/20" or "0.5/5".
+type rateValue struct{ r *httpapi.Rate }
+
+func (v rateValue) String() string {
+	if v.r == nil {
+		return ""
+	}
+	return fmt.Sprintf("%g/%d", v.r.PerSecond, v.r.Burst)
+}
+
+func (v rateValue) Set(s string) error {
+	var r httpapi.Rate
+	if _, err := fmt.Sscanf(s, "%g/%d", &r.PerSecond, &r.Burst); err != nil || strings.Count(s, "/") != 1 {
+		return fmt.Errorf("want PER_SECOND/BURST such as 2/20, got %q", s)
+	}
+	if r.PerSecond <= 0 || r.Burst < 1 {
+		return fmt.Errorf("want a positive rate and a burst of at least 1, got %q", s)
+	}
+	*v.r = r
+	return nil
+}
+
+// levelValue reads a slog level by name (debug, info, warn, error).
+type levelValue struct{ l *slog.Level }
+
+func (v levelValue) String() string {
+	if v.l == nil {
+		return ""
+	}
+	return strings.ToLower(v.l.String())
+}
+
+func (v levelValue) Set(s string) error { return v.l.UnmarshalText([]byte(s)) }
+
+// storeFlags are the flags every command that opens the store takes.
+func (c *Config) storeFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DB, "db", c.DB, "SQLite file, or postgres://user:pass@host/db")
+	fs.DurationVar(&c.Pulse.Interval, "interval", c.Pulse.Interval, "the beat `interval` devices keep")
+	fs.DurationVar(&c.Pulse.Grace, "grace", c.Pulse.Grace, "how late a beat may be before the device is offline")
+	fs.Var(levelValue{&c.LogLevel}, "log-level", "debug, info, warn or error")
+}
+
+// serveFlags are serve's own flags.
+func (c *Config) serveFlags(fs *flag.FlagSet) {
+	c.storeFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address` (host:port)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate `file` (PEM); with --tls-key serves HTTPS")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key `file` (PEM)")
+	fs.Var(rateValue{&c.UserRate}, "user-rate", "requests per second / burst allowed per user token")
+	fs.Var(rateValue{&c.DeviceRate}, "device-rate", "requests per second / burst allowed per device token")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop waits for requests in flight")
+}
+
+// EnvName is the environment twin of a flag: --tls-cert is LASTSEEN_TLS_CERT.
+func EnvName(flagName string) string {
+	return "LASTSEEN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// LASTSEEN_* twin, so the command line always wins. An empty variable counts
+// as unset, as container runtimes often pass them that way.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] || f.Name == "help" {
+			return
+		}
+		name := EnvName(f.Name)
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("%s=%q: %v", name, v, e)
+		}
+	})
+	return err
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments ("user add alice --name Alice"), which the flag
+// package alone stops at. Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing Lastseen needs on Debian/Ubuntu, and
+# nothing that is already there. Idempotent; safe to run on every `make`.
+#   scripts/deps.sh build   GTK/WebKit dev libraries, Node and npm packages
+#   scripts/deps.sh test    the above, plus Xvfb, D-Bus, xdotool, Chromium, PostgreSQL, ImageMagick
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(build-essential pkg-config libgtk-3-dev libwebkit2gtk-4.1-dev)
+if [ "${1:-build}" = test ]; then
+  want+=(xvfb xauth xdotool dbus dbus-x11 chromium postgresql imagemagick procps)
+fi
+command -v node >/dev/null 2>&1 || want+=(nodejs npm)
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "deps: Go is missing: install Go 1.26 (https://go.dev/dl) or any Go >= 1.21, which fetches 1.26 by itself" >&2
+  exit 1
+fi
+
+# npm packages, exactly as locked; only when the lock changed since the last install.
+if [ -f frontend/package-lock.json ]; then
+  stamp=frontend/node_modules/.lastseen-lock
+  if [ ! -f "$stamp" ] || ! cmp -s frontend/package-lock.json "$stamp"; then
+    echo "deps: npm ci"
+    (cd frontend && npm ci --no-audit --no-fund)
+    cp frontend/package-lock.json "$stamp"
+  fi
+fi
