@@ -1,8 +1,11 @@
-// Package httpapi is the presence service's HTTP face.
+// Package httpapi is the presence service's HTTP face: one route table over a
+// presence.Store (DESIGN §3), token and cookie authentication, per-token rate
+// limits, strict JSON decoding, one mapping from domain error codes to HTTP
+// statuses, a Server-Sent Events hub that never blocks the store's writer,
+// Prometheus metrics, the public status JSON and SVG badge, the built
+// dashboard for browsers, and a typed Go client that speaks the same wire
+// types as the handlers.
+//
+// The response types in wire.go are the contract: the handlers encode them
+// and the client decodes them, so the two cannot drift apart.
 package httpapi
-
-import (
-	_ "github.com/prometheus/client_golang/prometheus"
-	_ "github.com/prometheus/client_golang/prometheus/promhttp"
-	_ "github.com/prometheus/client_golang/prometheus/collectors"
-)

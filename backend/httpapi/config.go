@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"io/fs"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// Rate is a token bucket: PerSecond requests on average, Burst at once.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Default per-token rates. A device posts a batch every 30 s and at each state
+// change, but the desktop agent also proxies the dashboard's reads with its
+// device token, so devices get the same room as a person clicking around a
+// dashboard; a runaway script still meets a wall at ten requests a second.
+var (
+	DefaultUserRate   = Rate{PerSecond: 10, Burst: 60}
+	DefaultDeviceRate = Rate{PerSecond: 10, Burst: 60}
+)
+
+// DefaultKeepAlive is how often an idle SSE stream gets a comment, well under
+// the idle timeouts of common proxies (60 s and up).
+const DefaultKeepAlive = 15 * time.Second
+
+// Config is what a Server needs. Store and Hub are required; the rest have
+// defaults (see WithDefaults).
+type Config struct {
+	Store presence.Store
+	// Hub fans committed events out to SSE streams. It must be the hub whose
+	// Publish is the store's presence.Options.Notify, or streams stay silent.
+	Hub *Hub
+	// Metrics, when nil, is a fresh set (then nothing feeds its writer
+	// histograms: pass the one whose ObserveBatch the store calls).
+	Metrics *Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Limits bound beat times (presence.PrepareBatch); zero takes presence.DefaultLimits.
+	Limits presence.Limits
+	// Frontend is the built dashboard. It may lack index.html (not built yet),
+	// then browsers get a page saying so.
+	Frontend fs.FS
+	// UserRate and DeviceRate limit each token; zero takes the defaults.
+	UserRate, DeviceRate Rate
+	// KeepAlive is the SSE keepalive period; zero takes DefaultKeepAlive.
+	KeepAlive time.Duration
+}
+
+// WithDefaults fills the unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Limits == (presence.Limits{}) {
+		c.Limits = presence.DefaultLimits
+	}
+	if c.UserRate == (Rate{}) {
+		c.UserRate = DefaultUserRate
+	}
+	if c.DeviceRate == (Rate{}) {
+		c.DeviceRate = DefaultDeviceRate
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	return c
+}
+
+// Validate checks a config after WithDefaults.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return presence.Errorf(presence.EINVALID, "httpapi: a store is required")
+	case c.Hub == nil:
+		return presence.Errorf(presence.EINVALID, "httpapi: a hub is required (and must be the store's Notify)")
+	case c.Limits.MaxPast <= 0 || c.Limits.MaxFuture < 0 || c.Limits.SkewTolerance < 0:
+		return presence.Errorf(presence.EINVALID, "httpapi: limits need a positive MaxPast and no negative MaxFuture or SkewTolerance")
+	case c.KeepAlive < 0:
+		return presence.Errorf(presence.EINVALID, "httpapi: keepalive must not be negative")
+	}
+	for _, r := range []struct {
+		name string
+		rate Rate
+	}{{"user", c.UserRate}, {"device", c.DeviceRate}} {
+		if err := r.rate.validate(); err != nil {
+			return presence.Errorf(presence.EINVALID, "httpapi: %s rate: %s", r.name, presence.ErrorMessage(err))
+		}
+	}
+	return nil
+}
+
+func (r Rate) validate() error {
+	if r.PerSecond <= 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) || r.Burst < 1 {
+		return presence.Errorf(presence.EINVALID, "want a positive finite PerSecond and a Burst of at least 1, got %v/s burst %d", r.PerSecond, r.Burst)
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"sync"
+	"time"
+)
+
+// limiter is a set of token buckets keyed by token hash. Keys are hashes, not
+// tokens, so a heap dump holds nothing a caller could replay.
+//
+// Buckets are made only for tokens the store accepted, so their number is
+// bounded by the number of live tokens; a bucket that has refilled completely
+// is indistinguishable from a new one and is evicted on the next sweep, so
+// idle tokens cost nothing.
+type limiter struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	buckets   map[[32]byte]*bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+	rate   Rate
+}
+
+// sweepEvery bounds how often allow walks the whole map.
+const sweepEvery = time.Minute
+
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{now: now, buckets: make(map[[32]byte]*bucket)}
+}
+
+// allow takes one token from key's bucket. When none is left it returns false
+// and how long until one is.
+func (l *limiter) allow(key [32]byte, r Rate) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= sweepEvery {
+		l.sweep(now)
+	}
+	b := l.buckets[key]
+	if b == nil || b.rate != r {
+		b = &bucket{tokens: float64(r.Burst), last: now, rate: r}
+		l.buckets[key] = b
+	}
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(float64(r.Burst), b.tokens+el.Seconds()*r.PerSecond)
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	wait := time.Duration((1 - b.tokens) / r.PerSecond * float64(time.Second))
+	return false, wait
+}
+
+// sweep drops the buckets that are full again.
+func (l *limiter) sweep(now time.Time) {
+	l.lastSweep = now
+	for k, b := range l.buckets {
+		refill := time.Duration(float64(b.rate.Burst) / b.rate.PerSecond * float64(time.Second))
+		if now.Sub(b.last) >= refill {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}

@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { dayTicks, layoutTimeline, ranges, visibleEnd, weekTicks } from './timeline';
+import type { Session } from './types';
+
+const T = (s: string) => Date.parse(s);
+const span = (id: number, device_id: number, state: Session['state'], start: string, end: string, open = false): Session => ({
+  id,
+  device_id,
+  state,
+  start,
+  end,
+  duration_s: (T(end) - T(start)) / 1000,
+  open,
+});
+
+const day = { from: T('2026-11-25T00:00:00Z'), to: T('2026-11-26T00:00:00Z') };
+
+describe('layoutTimeline', () => {
+  it('clips spans to the range and keeps their own times for the tooltip', () => {
+    const lanes = layoutTimeline({
+      ...day,
+      now: T('2026-11-26T10:00:00Z'),
+      tz: 'UTC',
+      devices: [{ id: 1, name: 'laptop', status: 'offline' }],
+      sessions: [
+        span(1, 1, 'active', '2026-11-24T22:00:00Z', '2026-11-25T06:00:00Z'), // starts the day before
+        span(2, 1, 'idle', '2026-11-25T18:00:00Z', '2026-11-26T06:00:00Z'), // ends the day after
+        span(3, 1, 'away', '2026-11-23T01:00:00Z', '2026-11-23T02:00:00Z'), // outside
+      ],
+    });
+    expect(lanes).toHaveLength(1);
+    const [a, b] = lanes[0].segments;
+    expect(lanes[0].segments).toHaveLength(2);
+    expect(a.left).toBe(0);
+    expect(a.width).toBeCloseTo(6 / 24);
+    expect(a.start).toBe(T('2026-11-24T22:00:00Z'));
+    expect(a.label).toContain('8 h');
+    expect(b.left).toBeCloseTo(18 / 24);
+    expect(b.left + b.width).toBeCloseTo(1);
+    expect(b.label).toMatch(/^idle: .* 12 h$/);
+  });
+
+  it('leaves offline as gaps, only up to now', () => {
+    const [lane] = layoutTimeline({
+      ...day,
+      now: T('2026-11-25T12:00:00Z'),
+      tz: 'UTC',
+      devices: [{ id: 1, name: 'laptop', status: 'offline' }],
+      sessions: [
+        span(1, 1, 'active', '2026-11-25T08:00:00Z', '2026-11-25T09:00:00Z'),
+        span(2, 1, 'offline', '2026-11-25T09:00:00Z', '2026-11-25T10:00:00Z'),
+        span(3, 1, 'away', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z'),
+      ],
+    });
+    expect(lane.segments.map((s) => s.state)).toEqual(['active', 'away']);
+    expect(lane.gaps.map((g) => [new Date(g.start).toISOString(), new Date(g.end).toISOString()])).toEqual([
+      ['2026-11-25T00:00:00.000Z', '2026-11-25T08:00:00.000Z'],
+      ['2026-11-25T09:00:00.000Z', '2026-11-25T10:00:00.000Z'],
+      ['2026-11-25T11:00:00.000Z', '2026-11-25T12:00:00.000Z'],
+    ]);
+  });
+
+  it('ignores gaps shorter than minGapMs (beat jitter between adjacent spans)', () => {
+    const [lane] = layoutTimeline({
+      ...day,
+      now: T('2026-11-25T09:00:00Z'),
+      tz: 'UTC',
+      minGapMs: 60_000,
+      devices: [{ id: 1, name: 'laptop', status: 'active' }],
+      sessions: [
+        span(1, 1, 'active', '2026-11-25T00:00:00Z', '2026-11-25T08:00:00Z'),
+        span(2, 1, 'idle', '2026-11-25T08:00:30Z', '2026-11-25T09:00:00Z'),
+      ],
+    });
+    expect(lane.gaps).toEqual([]);
+  });
+
+  it('makes one lane per device, empty ones too, then unknown devices, then local history', () => {
+    const lanes = layoutTimeline({
+      ...day,
+      now: T('2026-11-25T12:00:00Z'),
+      tz: 'UTC',
+      devices: [
+        { id: 2, name: 'desktop', status: 'active' },
+        { id: 1, name: 'laptop', status: 'offline' },
+      ],
+      sessions: [
+        span(1, 1, 'active', '2026-11-25T08:00:00Z', '2026-11-25T09:00:00Z'),
+        span(2, 9, 'active', '2026-11-25T08:00:00Z', '2026-11-25T09:00:00Z'),
+      ],
+      local: { deviceId: 2, name: 'This device', sessions: [span(7, 2, 'idle', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z')] },
+    });
+    expect(lanes.map((l) => [l.name, l.segments.length, l.local])).toEqual([
+      ['desktop', 0, false],
+      ['laptop', 1, false],
+      ['Device 9', 1, false],
+      ['This device', 1, true],
+    ]);
+    expect(lanes[3].segments[0].label).toContain('(local)');
+    expect(lanes[3].segments[0].key).toBe('l7');
+  });
+
+  it('draws an open span to now while its device is still in that state', () => {
+    const now = T('2026-11-25T12:00:00Z');
+    const s = span(1, 1, 'active', '2026-11-25T10:00:00Z', '2026-11-25T11:59:30Z', true);
+    expect(visibleEnd(s, 'active', now)).toBe(now);
+    expect(visibleEnd(s, 'idle', now)).toBe(T(s.end));
+    expect(visibleEnd({ ...s, open: false }, 'active', now)).toBe(T(s.end));
+    const [lane] = layoutTimeline({ ...day, now, tz: 'UTC', devices: [{ id: 1, name: 'l', status: 'active' }], sessions: [s] });
+    expect(lane.segments[0].open).toBe(true);
+    expect(lane.segments[0].label).toContain('now, 2 h so far');
+    expect(lane.gaps.at(-1)!.end).toBe(T('2026-11-25T10:00:00Z'));
+  });
+});
+
+describe('ticks and ranges', () => {
+  it('labels local hours on a 23-hour day in Paris', () => {
+    const from = T('2026-03-28T23:00:00Z');
+    const to = T('2026-03-29T22:00:00Z');
+    const labels = dayTicks(from, to, 'Europe/Paris', 3).map((t) => t.label);
+    expect(labels).toEqual(['00:00', '03:00', '06:00', '09:00', '12:00', '15:00', '18:00', '21:00', '00:00']);
+  });
+  it('labels local hours in a half-hour zone', () => {
+    const from = T('2026-11-24T18:30:00Z');
+    const labels = dayTicks(from, from + 24 * 3_600_000, 'Asia/Kolkata', 6).map((t) => t.label);
+    expect(labels).toEqual(['00:00', '06:00', '12:00', '18:00', '00:00']);
+  });
+  it('week ticks sit at local midnights, 25-hour day included', () => {
+    const ticks = weekTicks({ year: 2026, month: 10, day: 19 }, 'Europe/Paris');
+    expect(ticks.map((t) => t.label)).toEqual(['Mon 19', 'Tue 20', 'Wed 21', 'Thu 22', 'Fri 23', 'Sat 24', 'Sun 25']);
+    expect(ticks[0].left).toBe(0);
+    expect(ticks[6].left).toBeCloseTo((6 * 24) / (7 * 24 + 1));
+  });
+  it('today and this week in the user zone', () => {
+    // 23:30 UTC on Sunday 29 Nov is already Monday 30 Nov in Paris.
+    const r = ranges(T('2026-11-29T23:30:00Z'), 'Europe/Paris');
+    expect(new Date(r.today[0]).toISOString()).toBe('2026-11-29T23:00:00.000Z');
+    expect(new Date(r.week[0]).toISOString()).toBe('2026-11-29T23:00:00.000Z');
+    expect((r.week[1] - r.week[0]) / 3_600_000).toBe(168);
+    const ny = ranges(T('2026-11-29T23:30:00Z'), 'America/New_York');
+    expect(new Date(ny.week[0]).toISOString()).toBe('2026-11-23T05:00:00.000Z');
+  });
+});

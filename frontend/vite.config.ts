@@ -1,0 +1,27 @@
+import { defineConfig } from 'vitest/config';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+
+// The build lands in dist/, which Go embeds (frontend/embed.go). dist/.gitkeep
+// must survive a build so the Go packages compile before the first one:
+// vite leaves dist alone and `npm run clean` empties it around .gitkeep.
+export default defineConfig({
+  plugins: [svelte()],
+  base: './',
+  build: {
+    outDir: 'dist',
+    emptyOutDir: false,
+    target: 'es2022',
+    sourcemap: false,
+    reportCompressedSize: true,
+  },
+  server: {
+    proxy: {
+      '/api': { target: process.env.LASTSEEN_DEV_API ?? 'http://127.0.0.1:8080', changeOrigin: false },
+      '/badge': { target: process.env.LASTSEEN_DEV_API ?? 'http://127.0.0.1:8080' },
+    },
+  },
+  test: {
+    include: ['src/**/*.test.ts'],
+    environment: 'node',
+  },
+});
