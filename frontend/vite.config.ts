@@ -14,10 +14,11 @@ export default defineConfig({
     sourcemap: false,
     reportCompressedSize: true,
   },
+  // `npm run dev` talks to a lastseend on its default address.
   server: {
     proxy: {
-      '/api': { target: process.env.LASTSEEN_DEV_API ?? 'http://127.0.0.1:8080', changeOrigin: false },
-      '/badge': { target: process.env.LASTSEEN_DEV_API ?? 'http://127.0.0.1:8080' },
+      '/api': 'http://127.0.0.1:8080',
+      '/badge': 'http://127.0.0.1:8080',
     },
   },
   test: {

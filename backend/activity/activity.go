@@ -215,7 +215,7 @@ func (c Config) DetectIdle(ctx context.Context) (IdleSource, error) {
 			return nil, fmt.Errorf("detect idle source: %w", ctx.Err())
 		}
 		c.Logger.Debug("idle source unavailable", logBackend, cand.name, logErr, err)
-		tried = append(tried, cand.name+": "+err.Error())
+		tried = append(tried, withName(cand.name, err))
 	}
 	if len(tried) == 0 {
 		return nil, fmt.Errorf("no idle source for this platform: %w", ErrUnsupported)
@@ -242,7 +242,7 @@ func (c Config) DetectWatcher(ctx context.Context) (Watcher, error) {
 				return nil, fmt.Errorf("detect watcher: %w", ctx.Err())
 			}
 			c.Logger.Debug("watcher backend unavailable", logBackend, cand.name, logErr, err)
-			tried = append(tried, cand.name+": "+err.Error())
+			tried = append(tried, withName(cand.name, err))
 			continue
 		}
 		c.Logger.Info("watcher backend selected", logBackend, w.Name())
@@ -261,6 +261,14 @@ func (c Config) DetectWatcher(ctx context.Context) (Watcher, error) {
 type candidate[T any] struct {
 	name string
 	open func(ctx context.Context) (T, error)
+}
+
+// withName prefixes err's text with the backend's name unless it has it.
+func withName(name string, err error) string {
+	if s := err.Error(); !strings.HasPrefix(s, name) {
+		return name + ": " + s
+	}
+	return err.Error()
 }
 
 func closeAll(ws []Watcher) {

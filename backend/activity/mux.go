@@ -146,7 +146,7 @@ func (d *dedup) keep(ev Event) bool {
 		if d.asleep {
 			return false
 		}
-		if !d.lastWake.IsZero() && !ev.At.After(d.lastWake) {
+		if ev.At.Before(d.lastWake) {
 			d.skipWoke[ev.Source] = true
 			return false
 		}

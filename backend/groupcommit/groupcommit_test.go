@@ -304,3 +304,63 @@ func TestFullQueueHonoursContext(t *testing.T) {
 		}
 	})
 }
+
+func TestCallerCancellationNeverReachesTheCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sawCancel bool
+		w := New(func(ctx context.Context, reqs []int) ([]string, error) {
+			time.Sleep(5 * time.Millisecond)
+			sawCancel = sawCancel || ctx.Err() != nil
+			return make([]string, len(reqs)), nil
+		}, Options[int]{Linger: -1})
+		defer w.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(time.Millisecond)
+			cancel()
+		}()
+		if _, err := w.Do(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if sawCancel {
+			t.Error("the commit saw a caller's cancellation")
+		}
+	})
+}
+
+// Close racing with many callers: each Do either commits or reports
+// ErrClosed, and nothing panics on a closed queue.
+func TestCloseRacingDo(t *testing.T) {
+	l := &ledger{}
+	w := New(l.commit, Options[int]{Linger: 100 * time.Microsecond})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := map[int]bool{}
+	for i := range 200 {
+		wg.Go(func() {
+			_, err := w.Do(context.Background(), i)
+			switch {
+			case err == nil:
+				mu.Lock()
+				ok[i] = true
+				mu.Unlock()
+			case !errors.Is(err, ErrClosed):
+				t.Errorf("request %d: %v", i, err)
+			}
+		})
+		if i == 100 {
+			wg.Go(func() { w.Close() })
+		}
+	}
+	wg.Wait()
+	w.Close()
+	applied, _ := l.snapshot()
+	if len(applied) != len(ok) {
+		t.Errorf("%d applied but %d callers told so", len(applied), len(ok))
+	}
+	for _, r := range applied {
+		if !ok[r] {
+			t.Errorf("request %d applied but its caller got an error", r)
+		}
+	}
+}

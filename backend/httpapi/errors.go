@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -18,9 +17,6 @@ const (
 	attrErr     = "err"
 	attrMethod  = "method"
 	attrPath    = "path"
-	attrRoute   = "route"
-	attrStatus  = "status"
-	attrDevice  = "device_id"
 	attrUser    = "user_id"
 	attrDropped = "dropped"
 )
@@ -109,6 +105,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", attrMethod, r.Method, attrPath, r.URL.Path, attrErr, err)
 		code, msg = presence.EINTERNAL, "internal error"
 	}
+	var se *statusError
+	if errors.As(err, &se) {
+		status = se.status
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lastseen"`)
+	}
 	var ra presence.RetryAfterer
 	if errors.As(err, &ra) && status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterSeconds(ra.RetryAfter()))
@@ -134,9 +137,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// logRequest adds the request's identity to a logger.
-func logRequest(l *slog.Logger, r *http.Request) *slog.Logger {
-	return l.With(attrMethod, r.Method, attrPath, r.URL.Path)
 }

@@ -88,10 +88,10 @@ func (h *Hub) Publish(ev presence.Event) {
 	}
 }
 
-// subscribe registers a stream for the events match accepts, and returns the
-// ring's events after afterID (all of them when afterID < 0 is not asked:
-// pass replay=false) that match. Registering and copying happen under one
-// lock, so no event falls between the replay and the live feed.
+// subscribe registers a stream for the events match accepts. With replay it
+// also returns the ring's matching events after afterID (a Last-Event-ID).
+// Registering and copying happen under one lock, so no event falls between
+// the replay and the live feed, and none comes twice.
 func (h *Hub) subscribe(afterID int64, replay bool, match func(presence.Event) bool) ([]presence.Event, *subscription) {
 	s := &subscription{c: make(chan presence.Event, h.buffer), match: match}
 	h.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,8 +34,9 @@ type Config struct {
 	// flight before it cuts them off; the store is flushed either way.
 	ShutdownTimeout time.Duration
 
-	// HTTP server timeouts. There is no write timeout on purpose: SSE streams
-	// live for hours; handlers that need a deadline set their own.
+	// HTTP server timeouts. ReadTimeout bounds reading a request and its
+	// body; net/http lifts it once the body is read, so streams outlive it.
+	// There is no write timeout on purpose: SSE streams live for hours.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
@@ -84,21 +86,37 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// IsPostgres reports whether DB names a PostgreSQL database.
+// IsPostgres reports whether DB names a PostgreSQL database: a postgres://
+// or postgresql:// URL, or a libpq keyword string ("host=… dbname=…").
 func (c Config) IsPostgres() bool {
-	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") ||
+		pgKeywords.MatchString(c.DB)
 }
 
-// RedactedDB is DB fit for a log line: a PostgreSQL URL loses its password.
+var (
+	pgKeywords = regexp.MustCompile(`(^|\s)(host|dbname|user|service)=`)
+	pgPassword = regexp.MustCompile(`(password=)('[^']*'|\S+)`)
+)
+
+// RedactedDB is DB fit for a log line: a PostgreSQL DSN loses its password.
 func (c Config) RedactedDB() string {
-	if !c.IsPostgres() {
+	switch {
+	case !c.IsPostgres():
 		return c.DB
+	case strings.Contains(c.DB, "://"):
+		u, err := url.Parse(c.DB)
+		if err != nil {
+			return "postgres://…"
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	default:
+		return pgPassword.ReplaceAllString(c.DB, "${1}xxxxx")
 	}
-	u, err := url.Parse(c.DB)
-	if err != nil {
-		return "postgres://…"
-	}
-	return u.Redacted()
 }
 
 // rateValue reads a rate as "PER_SECOND/BURST", e.g. "2/20" or "0.5/5".

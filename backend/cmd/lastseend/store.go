@@ -13,7 +13,7 @@ func (m *Main) openStore(ctx context.Context, opts presence.Options) (presence.S
 	opts.Pulse = m.Config.Pulse
 	opts.Now = m.Now
 	if m.Config.IsPostgres() {
-		s, err := openPostgres(ctx, m.Config.DB, opts)
+		s, err := m.openPostgres(ctx, m.Config.DB, opts)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", m.Config.RedactedDB(), err)
 		}

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 
+	"github.com/lastseen/lastseen/backend/postgres"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
-// openPostgres opens the PostgreSQL store.
-func openPostgres(ctx context.Context, dsn string, opts presence.Options) (presence.Store, error) {
-	return nil, errors.New("PostgreSQL support is not built into this lastseend yet")
+// openPostgres opens the PostgreSQL store, logging through the service's log.
+func (m *Main) openPostgres(ctx context.Context, dsn string, opts presence.Options) (presence.Store, error) {
+	return postgres.OpenConfig(ctx, postgres.Config{DSN: dsn, Options: opts, Logger: m.logger})
 }

@@ -305,15 +305,13 @@ export class Api {
   updateMe = (patch: Partial<Pick<Me, 'name' | 'tz' | 'public'>>) => this.call<Me>('PATCH', '/api/v1/me', patch);
   presence = async () => (await this.call<{ users: UserPresence[] | null }>('GET', '/api/v1/presence')).users ?? [];
 
-  /** Spans in [from, to) of the given states (all three visible ones by default). */
+  /** Spans in [from, to) of the given states (all three visible ones by default), oldest first. */
   async sessions(from: number, to: number, states: State[] = ['active', 'idle', 'away']): Promise<Session[]> {
-    const q = (state: State) =>
-      this.call<{ sessions: Session[] | null }>(
-        'GET',
-        `/api/v1/sessions${qs({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), state })}`,
-      ).then((r) => r.sessions ?? []);
-    const all = (await Promise.all(states.map(q))).flat();
-    return all.sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+    const r = await this.call<{ sessions: Session[] | null }>(
+      'GET',
+      `/api/v1/sessions${qs({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), state: states.join(',') })}`,
+    );
+    return (r.sessions ?? []).sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
   }
 
   /** Daily totals for the calendar dates from..to (inclusive, YYYY-MM-DD) in tz. */

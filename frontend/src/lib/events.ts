@@ -74,8 +74,11 @@ export function decodeEvent(id: string, kind: string, data: string): LiveEvent |
     return null;
   }
   if (!isObj(o)) return null;
-  const k = kind || (typeof o.kind === 'string' ? o.kind : '');
-  const eid = id || (o.id !== undefined ? String(o.id) : '');
+  // A full store event carries its own kind and id; the service's SSE data is
+  // the bare payload, whose "id" (a session's) is not the event id.
+  const envelope = typeof o.kind === 'string';
+  const k = kind || (envelope ? String(o.kind) : '');
+  const eid = id || (envelope && o.id !== undefined ? String(o.id) : '');
   const at = typeof o.at === 'string' ? o.at : new Date().toISOString();
   if (k === 'presence') {
     const p = presenceOf(o);
@@ -83,7 +86,9 @@ export function decodeEvent(id: string, kind: string, data: string): LiveEvent |
   }
   if (k === 'session') {
     const s = sessionOf(o);
-    return s ? { id: eid, kind: 'session', at, session: s.session, open: s.open } : null;
+    if (!s) return null;
+    const handle = typeof o.handle === 'string' ? o.handle : undefined;
+    return { id: eid, kind: 'session', at, session: s.session, open: s.open, handle };
   }
   return null;
 }

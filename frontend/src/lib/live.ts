@@ -79,6 +79,8 @@ export interface FeedItem {
   kind: 'presence' | 'session';
   state: State;
   text: string;
+  /** When this page received it (ms); only items received while shown flash. */
+  received?: number;
 }
 
 /** A line for the live feed. deviceName resolves device ids of session events. */

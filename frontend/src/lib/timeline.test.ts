@@ -141,3 +141,21 @@ describe('ticks and ranges', () => {
     expect(new Date(ny.week[0]).toISOString()).toBe('2026-11-23T05:00:00.000Z');
   });
 });
+
+import { activeUnion } from './timeline';
+
+describe('activeUnion', () => {
+  it('counts overlapping devices once and only active spans', () => {
+    const sessions = [
+      span(1, 1, 'active', '2026-11-25T08:00:00Z', '2026-11-25T10:00:00Z'),
+      span(2, 2, 'active', '2026-11-25T09:00:00Z', '2026-11-25T11:00:00Z'),
+      span(3, 2, 'idle', '2026-11-25T11:00:00Z', '2026-11-25T12:00:00Z'),
+      span(4, 1, 'active', '2026-11-24T23:00:00Z', '2026-11-25T00:30:00Z'), // clipped at midnight
+    ];
+    expect(activeUnion(sessions, () => 'offline', day.from, day.to, T('2026-11-25T13:00:00Z'))).toBe(3.5 * 3600);
+  });
+  it('runs an open active span to now', () => {
+    const sessions = [span(1, 1, 'active', '2026-11-25T08:00:00Z', '2026-11-25T08:30:00Z', true)];
+    expect(activeUnion(sessions, () => 'active', day.from, day.to, T('2026-11-25T09:00:00Z'))).toBe(3600);
+  });
+});

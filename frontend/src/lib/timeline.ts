@@ -181,3 +181,31 @@ export function ranges(now: number, tz: string): { today: [number, number]; week
     date,
   };
 }
+
+/**
+ * Active time in [from, to): the union of active spans over all devices, so
+ * two machines on at once count once (as the service's daily totals do).
+ * Open spans are drawn to now while their device is still active.
+ */
+export function activeUnion(sessions: Session[], statusOf: (deviceId: number) => State | undefined, from: number, to: number, now: number): number {
+  const iv: [number, number][] = [];
+  for (const s of sessions) {
+    if (s.state !== 'active') continue;
+    const a = Math.max(Date.parse(s.start), from);
+    const b = Math.min(visibleEnd(s, statusOf(s.device_id), now), to);
+    if (b > a) iv.push([a, b]);
+  }
+  iv.sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let cs = -Infinity;
+  let ce = -Infinity;
+  for (const [a, b] of iv) {
+    if (a > ce) {
+      if (ce > cs) total += ce - cs;
+      cs = a;
+      ce = b;
+    } else if (b > ce) ce = b;
+  }
+  if (ce > cs) total += ce - cs;
+  return total / 1000;
+}

@@ -64,7 +64,7 @@ export interface PresenceChange {
 /** A live event as the stream delivers it, already decoded. */
 export type LiveEvent =
   | { id: string; kind: 'presence'; at: string; presence: PresenceChange }
-  | { id: string; kind: 'session'; at: string; session: Session; open: boolean };
+  | { id: string; kind: 'session'; at: string; session: Session; open: boolean; handle?: string };
 
 export type Connection = 'live' | 'reconnecting' | 'offline';
 

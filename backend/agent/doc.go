@@ -1,0 +1,11 @@
+// Package agent is the always-on agent's core, headless: it samples OS
+// activity, decides the device's presence state (DESIGN §2), applies the
+// user's manual mode, writes every beat to the outbox in agentdb before
+// anything tries to send it, and sends the outbox to the presence service in
+// batches with backoff.
+//
+// It knows the OS and the service only through small interfaces defined here
+// (IdleReader, a channel of OSEvent, Uploader); the composition root adapts
+// the activity package and the HTTP client to them. Loops use the time
+// package directly, so tests drive them with testing/synctest.
+package agent

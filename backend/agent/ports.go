@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// IdleReader reports how long the user has given no input.
+type IdleReader interface {
+	Idle(ctx context.Context) (time.Duration, error)
+}
+
+// Uploader sends a batch of beats to the presence service. Errors carry the
+// API code (presence.ErrorCode: EUNAUTHORIZED for 401, ERATELIMIT for 429,
+// EINVALID…) and implement presence.RetryAfterer when the service sent
+// Retry-After; a failure to reach the service is a plain error.
+type Uploader interface {
+	PostHeartbeats(ctx context.Context, b presence.Batch) (presence.BatchResult, error)
+}
+
+// OSEventKind is an OS session change the agent reacts to at once.
+type OSEventKind int
+
+// OS events.
+const (
+	// Locked: the screen locked. The agent beats away at once.
+	Locked OSEventKind = iota + 1
+	// Unlocked: the screen unlocked. The agent re-samples at once.
+	Unlocked
+	// Sleeping: the machine is about to sleep. The agent writes its final
+	// offline beat, sends it within FinalDeadline, then stays silent until
+	// Woke, Unlocked or fresh input.
+	Sleeping
+	// Woke: the machine resumed. The agent re-samples at once.
+	Woke
+	// LoggingOut: the session is ending; handled like Sleeping.
+	LoggingOut
+)
+
+func (k OSEventKind) String() string {
+	switch k {
+	case Locked:
+		return "locked"
+	case Unlocked:
+		return "unlocked"
+	case Sleeping:
+		return "sleeping"
+	case Woke:
+		return "woke"
+	case LoggingOut:
+		return "logging-out"
+	}
+	return "unknown"
+}
+
+// OSEvent is one OS session change.
+type OSEvent struct {
+	Kind OSEventKind
+	// At is when the OS reported it (informational: beats are stamped with
+	// the agent's clock when it handles the event, so they stay ordered).
+	At time.Time
+	// Done, when set, is called once the agent has handled the event: for
+	// Sleeping and LoggingOut after the final beat was written and sent (or
+	// FinalDeadline passed), so the caller can release a sleep inhibitor.
+	Done func()
+}

@@ -1,0 +1,340 @@
+// Package agentdb is the agent's own SQLite database: the outbox of beats
+// waiting for the service, the quarantine of beats the service refused, the
+// device's local history of spans, persistent counters (seq, drops) and the
+// agent's settings.
+//
+// Every beat is committed here before anything tries to send it, so a crash,
+// a sleep or an outage loses nothing that was produced. The database is
+// written only when a beat is produced or acknowledged: a sampling tick that
+// changes nothing costs no write.
+package agentdb
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// DefaultMaxOutbox bounds the outbox: about two months of beats at the default
+// 30 s interval, before compaction (which roughly halves a steady queue).
+const DefaultMaxOutbox = 200_000
+
+// DefaultMaxQuarantine bounds the quarantine; beyond it the oldest entries
+// leave and are counted.
+const DefaultMaxQuarantine = 10_000
+
+// Options configure a DB. Zero values take defaults.
+type Options struct {
+	// Now is the clock for quarantine and sync times (time.Now by default).
+	Now func() time.Time
+	// Pulse is the agent's cadence: its window joins local-history beats into
+	// spans and bounds how far compaction may thin the outbox. Default
+	// presence.DefaultPulse.
+	Pulse presence.Pulse
+	// MaxOutbox is the most beats the outbox holds (DefaultMaxOutbox).
+	MaxOutbox int
+	// MaxQuarantine is the most quarantined beats kept (DefaultMaxQuarantine).
+	MaxQuarantine int
+	// Logger receives warnings about thinned and dropped beats.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Pulse.Interval == 0 {
+		o.Pulse = presence.DefaultPulse
+	}
+	if o.MaxOutbox == 0 {
+		o.MaxOutbox = DefaultMaxOutbox
+	}
+	if o.MaxQuarantine == 0 {
+		o.MaxQuarantine = DefaultMaxQuarantine
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// DB is the agent's database. It is safe for concurrent use: writes are
+// serialised, so the loop that produces beats and the sender that settles
+// them never interleave inside one another's transaction.
+type DB struct {
+	db   *sql.DB
+	path string
+	opts Options
+	log  *slog.Logger
+
+	// mu serialises write transactions and guards the cached fields below,
+	// which mirror committed rows so a beat needs no read before its write.
+	mu      sync.Mutex
+	pulse   presence.Pulse
+	lastSeq int64
+	depth   int64
+	tail    *presence.Span // the local history's open tail, nil for none
+	commits int64
+}
+
+// Open opens (creating if needed) the database at path and applies pending
+// migrations. The file is created readable by its owner only: it holds the
+// device token.
+func Open(path string, opts Options) (*DB, error) {
+	opts = opts.withDefaults()
+	if err := opts.Pulse.Validate(); err != nil {
+		return nil, fmt.Errorf("open agent db: %w", err)
+	}
+	if opts.MaxOutbox < 2 || opts.MaxQuarantine < 1 {
+		return nil, presence.Errorf(presence.EINVALID, "outbox bound must be at least 2 and quarantine bound at least 1")
+	}
+	if path == "" {
+		return nil, presence.Errorf(presence.EINVALID, "agent db path is required")
+	}
+	// SQLite creates its -wal and -shm files with the main file's mode, so
+	// creating the main file 0600 first keeps all three private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open agent db: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open agent db: %w", err)
+	}
+
+	q := url.Values{}
+	// WAL: readers never block the writer and a commit is one append.
+	q.Set("_journal_mode", "WAL")
+	// NORMAL under WAL survives any process crash; only a power cut may undo
+	// the last commits, which the service's seq idempotency absorbs.
+	q.Set("_synchronous", "NORMAL")
+	// Another process (a second agent that lost the single-instance race,
+	// a backup tool) waits instead of failing at once.
+	q.Set("_busy_timeout", "5000")
+	// Write transactions take the lock up front, so they never fail midway
+	// on an upgrade from a read lock.
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open agent db: %w", err)
+	}
+	// One connection: the agent's load is tiny and a single connection makes
+	// every statement see every commit without any busy handling.
+	db.SetMaxOpenConns(1)
+	d := &DB{db: db, path: path, opts: opts, log: opts.Logger, pulse: opts.Pulse}
+	if err := d.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open agent db %s: %w", path, err)
+	}
+	if err := d.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open agent db %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// Close closes the database. Everything written was committed already.
+func (db *DB) Close() error {
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("close agent db: %w", err)
+	}
+	return nil
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Pulse is the cadence local history and compaction currently use.
+func (db *DB) Pulse() presence.Pulse {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.pulse
+}
+
+// SetPulse changes the cadence (when the user changes the interval).
+func (db *DB) SetPulse(p presence.Pulse) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.pulse = p
+	return nil
+}
+
+// migrate applies the embedded migrations not yet applied, one transaction
+// each, in the order of their numeric prefix.
+func (db *DB) migrate() error {
+	if _, err := db.db.Exec(`CREATE TABLE IF NOT EXISTS migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_ns INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	type mig struct {
+		version int
+		name    string
+	}
+	var migs []mig
+	for _, n := range names {
+		base := strings.TrimPrefix(n, "migrations/")
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
+		}
+		migs = append(migs, mig{v, n})
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
+	for _, m := range migs {
+		if err := db.applyMigration(m.version, m.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) applyMigration(version int, name string) error {
+	tx, err := db.db.Begin()
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrationFS.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	if _, err := tx.Exec(string(body)); err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	if _, err := tx.Exec(`INSERT INTO migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
+		version, name, db.opts.Now().UnixNano()); err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: %w", name, err)
+	}
+	return nil
+}
+
+// load fills the cached fields from the committed rows.
+func (db *DB) load() error {
+	if err := db.db.QueryRow(`SELECT value FROM counters WHERE name = 'last_seq'`).Scan(&db.lastSeq); err != nil {
+		return fmt.Errorf("read last seq: %w", err)
+	}
+	// A seq counter behind the outbox can only come from a hand-edited or
+	// damaged file; never hand out a seq that is already queued.
+	var maxSeq sql.NullInt64
+	if err := db.db.QueryRow(`SELECT COUNT(*), MAX(seq) FROM outbox`).Scan(&db.depth, &maxSeq); err != nil {
+		return fmt.Errorf("count outbox: %w", err)
+	}
+	if maxSeq.Valid && maxSeq.Int64 > db.lastSeq {
+		db.lastSeq = maxSeq.Int64
+	}
+	var (
+		s          presence.Span
+		state      string
+		start, end int64
+	)
+	err := db.db.QueryRow(`SELECT id, state, start_ns, end_ns FROM history
+		WHERE closed = 0 ORDER BY id DESC LIMIT 1`).Scan(&s.ID, &state, &start, &end)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("read history tail: %w", err)
+	default:
+		s.State, s.Start, s.End = presence.State(state), fromNS(start), fromNS(end)
+		db.tail = &s
+	}
+	return nil
+}
+
+// inTx runs fn in one write transaction with db.mu held, and calls after
+// (still under the lock) only once the commit succeeded, so cached fields
+// never run ahead of the file.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) (after func(), err error)) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	after, err := fn(tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.commits++
+	if after != nil {
+		after()
+	}
+	return nil
+}
+
+// Commits is the number of write transactions committed since Open. It is a
+// diagnostic, and how tests prove that a quiet tick writes nothing.
+func (db *DB) Commits() int64 {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.commits
+}
+
+func counter(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, name string) (int64, error) {
+	var v int64
+	if err := q.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = ?`, name).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read counter %s: %w", name, err)
+	}
+	return v, nil
+}
+
+func setCounter(ctx context.Context, tx *sql.Tx, name string, v int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE counters SET value = ? WHERE name = ?`, v, name); err != nil {
+		return fmt.Errorf("write counter %s: %w", name, err)
+	}
+	return nil
+}
+
+func addCounter(ctx context.Context, tx *sql.Tx, name string, d int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE counters SET value = value + ? WHERE name = ?`, d, name); err != nil {
+		return fmt.Errorf("write counter %s: %w", name, err)
+	}
+	return nil
+}
+
+func toNS(t time.Time) int64 { return t.UnixNano() }
+
+func fromNS(ns int64) time.Time { return time.Unix(0, ns).UTC() }

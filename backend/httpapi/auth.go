@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// SessionCookie is the browser's sign-in cookie.
+//
+// Its value is the user token itself. The cookie is HttpOnly (no script ever
+// reads it), SameSite=Strict (no other site's page sends it) and Secure on
+// TLS, so it is exactly as exposed as the bearer header a script would
+// otherwise hold. What it buys over a signed session: no server secret to
+// generate, share between instances and rotate, and revoking the token ends
+// the browser session at once, because every request authenticates the
+// token against the store like any bearer token.
+const SessionCookie = "lastseen_session"
+
+// sessionMaxAge is how long a browser keeps the cookie. The token inside
+// does not expire; this only bounds how long a forgotten browser stays in.
+const sessionMaxAge = 30 * 24 * time.Hour
+
+// caller is who a request acts as, and how it proved it.
+type caller struct {
+	presence.Principal
+	key    [32]byte // the token's hash: the rate-limit key
+	cookie bool     // authenticated by the session cookie (CSRF rules apply)
+}
+
+// access is what a route asks of its caller.
+type access int
+
+const (
+	// readAccess admits user tokens and device tokens acting for their user:
+	// the desktop agent proxies the dashboard's reads with its device token.
+	readAccess access = iota
+	// userAccess admits user tokens only (managing devices).
+	userAccess
+	// deviceAccess admits device tokens only (posting heartbeats).
+	deviceAccess
+)
+
+// authed wraps h with authentication, the route's access rule, the CSRF rule
+// for cookie-borne writes, and the per-token rate limit.
+func (s *Server) authed(a access, h func(http.ResponseWriter, *http.Request, caller) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		rate := s.cfg.UserRate
+		if c.Kind == presence.DeviceToken {
+			rate = s.cfg.DeviceRate
+		}
+		if ok, wait := s.limiter.allow(c.key, rate); !ok {
+			return &limitedError{
+				err:   presence.Errorf(presence.ERATELIMIT, "too many requests for this token; retry in %s", retryAfterSeconds(wait)+"s"),
+				after: wait,
+			}
+		}
+		switch {
+		case a == userAccess && c.Kind != presence.UserToken:
+			return presence.Errorf(presence.EFORBIDDEN, "this needs a user token; a device token may only post heartbeats and read")
+		case a == deviceAccess && c.Kind != presence.DeviceToken:
+			return presence.Errorf(presence.EFORBIDDEN, "heartbeats need a device token")
+		}
+		if c.cookie {
+			if err := s.checkOrigin(r); err != nil {
+				return err
+			}
+		}
+		return h(w, r, c)
+	}
+}
+
+// authenticate resolves the request's bearer token, or else its session cookie.
+func (s *Server) authenticate(r *http.Request) (caller, error) {
+	token, cookie, err := credentials(r)
+	if err != nil {
+		return caller{}, err
+	}
+	if cookie && !strings.HasPrefix(token, "ls_usr_") {
+		return caller{}, presence.Errorf(presence.EUNAUTHORIZED, "the session cookie does not hold a user token; sign in again")
+	}
+	p, err := s.store.Authenticate(r.Context(), token)
+	if err != nil {
+		if presence.ErrorCode(err) == presence.EUNAUTHORIZED {
+			return caller{}, err
+		}
+		return caller{}, fmt.Errorf("authenticate: %w", err)
+	}
+	c := caller{Principal: p, cookie: cookie}
+	copy(c.key[:], presence.HashToken(token))
+	return c, nil
+}
+
+// credentials finds the token: the Authorization header wins over the cookie,
+// so a script holding a token is never confused by a stale browser session.
+func credentials(r *http.Request) (token string, cookie bool, err error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		tok = strings.TrimSpace(tok)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return "", false, presence.Errorf(presence.EUNAUTHORIZED, `the Authorization header must be "Bearer <token>"`)
+		}
+		return tok, false, nil
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		return c.Value, true, nil
+	}
+	return "", false, presence.Errorf(presence.EUNAUTHORIZED, "sign in: send Authorization: Bearer <token>, or sign in at /api/v1/login")
+}
+
+// checkOrigin refuses a state-changing browser request from another origin
+// (Sec-Fetch-Site, else Origin against Host). SameSite=Strict already keeps
+// the cookie off cross-site requests; this also covers same-site siblings
+// and old browsers. Requests from non-browsers carry neither header and pass.
+func (s *Server) checkOrigin(r *http.Request) error {
+	if err := s.cop.Check(r); err != nil {
+		return presence.Errorf(presence.EFORBIDDEN, "cross-origin request refused")
+	}
+	return nil
+}
+
+// login is POST /api/v1/login: a user token in the body becomes the session cookie.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkOrigin(r); err != nil {
+		return err
+	}
+	var req LoginRequest
+	if err := decodeBody(w, r, maxBodyBytes, &req); err != nil {
+		return err
+	}
+	kind, err := presence.TokenKindOf(req.Token)
+	if err != nil {
+		return presence.Errorf(presence.EUNAUTHORIZED, "token: not a Lastseen token")
+	}
+	if kind != presence.UserToken {
+		return presence.Errorf(presence.EFORBIDDEN, "sign in with a user token (ls_usr_…); device tokens cannot sign in")
+	}
+	p, err := s.store.Authenticate(r.Context(), req.Token)
+	if err != nil {
+		if presence.ErrorCode(err) == presence.EUNAUTHORIZED {
+			return err
+		}
+		return fmt.Errorf("login: %w", err)
+	}
+	var key [32]byte
+	copy(key[:], presence.HashToken(req.Token))
+	if ok, wait := s.limiter.allow(key, s.cfg.UserRate); !ok {
+		return &limitedError{err: presence.Errorf(presence.ERATELIMIT, "too many requests for this token"), after: wait}
+	}
+	u, err := s.store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	http.SetCookie(w, s.sessionCookie(r, req.Token, int(sessionMaxAge/time.Second)))
+	writeJSON(w, http.StatusOK, meOf(u))
+	return nil
+}
+
+// logout is POST /api/v1/logout: it clears the cookie, signed in or not.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkOrigin(r); err != nil {
+		return err
+	}
+	http.SetCookie(w, s.sessionCookie(r, "", -1))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     SessionCookie,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
+		// Behind a TLS-terminating proxy the request arrives in plain HTTP;
+		// trusting X-Forwarded-Proto here is safe, since it can only make
+		// the cookie stricter.
+		Secure: r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
+	}
+}

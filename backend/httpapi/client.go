@@ -1,0 +1,404 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// Client is a typed client of the v1 API. It speaks the same wire types as
+// the handlers. Safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client of the service at baseURL (scheme://host[:port],
+// optionally with a path prefix) that authenticates with token (a user or
+// device token; empty for the public endpoints or a cookie jar in hc). A nil
+// hc is a client without a timeout: every call takes a context, and the
+// event stream must outlive any fixed timeout.
+func NewClient(baseURL, token string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
+}
+
+// APIError is a failure the service answered with.
+type APIError struct {
+	Status  int
+	Code    string // a presence error code: "invalid", "rate_limited", …
+	Message string
+	Retry   time.Duration // from Retry-After, zero when absent
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("lastseen: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Unwrap exposes the domain error, so presence.ErrorCode and
+// presence.ErrorMessage work on an *APIError as on a store's error.
+func (e *APIError) Unwrap() error { return &presence.Error{Code: e.Code, Message: e.Message} }
+
+// RetryAfter is the server's Retry-After (presence.RetryAfterer).
+func (e *APIError) RetryAfter() time.Duration { return e.Retry }
+
+// maxErrorBody bounds how much of a failed response is read.
+const maxErrorBody = 64 << 10
+
+// PostHeartbeats sends a batch (device token).
+func (c *Client) PostHeartbeats(ctx context.Context, b presence.Batch) (presence.BatchResult, error) {
+	var out presence.BatchResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/heartbeats", nil, b, &out)
+	return out, err
+}
+
+// Me is the signed-in user.
+func (c *Client) Me(ctx context.Context) (MeResponse, error) {
+	var out MeResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/me", nil, nil, &out)
+	return out, err
+}
+
+// UpdateMe changes the user's name, time zone or public opt-in.
+func (c *Client) UpdateMe(ctx context.Context, upd MeUpdate) (MeResponse, error) {
+	var out MeResponse
+	err := c.do(ctx, http.MethodPatch, "/api/v1/me", nil, upd, &out)
+	return out, err
+}
+
+// Presence is every user's presence.
+func (c *Client) Presence(ctx context.Context) (PresenceResponse, error) {
+	var out PresenceResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/presence", nil, nil, &out)
+	return out, err
+}
+
+// Sessions lists the user's spans.
+func (c *Client) Sessions(ctx context.Context, q SessionsQuery) (SessionsResponse, error) {
+	v := url.Values{}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
+	}
+	if q.DeviceID != 0 {
+		v.Set("device", strconv.FormatInt(q.DeviceID, 10))
+	}
+	if q.State != "" {
+		v.Set("state", q.State)
+	}
+	var out SessionsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/sessions", v, nil, &out)
+	return out, err
+}
+
+// DailyStats is the user's time per day and state.
+func (c *Client) DailyStats(ctx context.Context, q DailyStatsQuery) (DailyStatsResponse, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"from": q.From, "to": q.To, "tz": q.TZ} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	var out DailyStatsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/stats/daily", v, nil, &out)
+	return out, err
+}
+
+// Devices lists the user's devices.
+func (c *Client) Devices(ctx context.Context) (DevicesResponse, error) {
+	var out DevicesResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/devices", nil, nil, &out)
+	return out, err
+}
+
+// AddDevice adds a device (user token); its token is in the answer only.
+func (c *Client) AddDevice(ctx context.Context, name string) (NewDevice, error) {
+	var out NewDevice
+	err := c.do(ctx, http.MethodPost, "/api/v1/devices", nil, AddDeviceRequest{Name: name}, &out)
+	return out, err
+}
+
+// RevokeDevice revokes a device and its token (user token).
+func (c *Client) RevokeDevice(ctx context.Context, id int64) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/devices/"+strconv.FormatInt(id, 10), nil, nil, nil)
+}
+
+// Login signs a browser-like client in with a user token: the session
+// cookie lands in hc's cookie jar (give NewClient an http.Client with a Jar).
+func (c *Client) Login(ctx context.Context, userToken string) (MeResponse, error) {
+	var out MeResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/login", nil, LoginRequest{Token: userToken}, &out)
+	return out, err
+}
+
+// Logout clears the session cookie.
+func (c *Client) Logout(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/logout", nil, nil, nil)
+}
+
+// Public is a public user's status (no token needed).
+func (c *Client) Public(ctx context.Context, handle string) (PublicStatus, error) {
+	var out PublicStatus
+	err := c.do(ctx, http.MethodGet, "/api/v1/public/"+url.PathEscape(handle), nil, nil, &out)
+	return out, err
+}
+
+// Badge is a user's SVG badge. For a user without a public status it returns
+// the grey "unknown" badge together with an *APIError (404).
+func (c *Client) Badge(ctx context.Context, handle string) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/badge/"+url.PathEscape(handle)+".svg", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	svg, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil {
+		return nil, fmt.Errorf("read badge: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return svg, &APIError{Status: resp.StatusCode, Code: codeOf(resp.StatusCode), Message: "no public status for " + handle}
+	}
+	return svg, nil
+}
+
+// Health is nil while the service is up.
+func (c *Client) Health(ctx context.Context) error {
+	var out HealthResponse
+	if err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, &out); err != nil {
+		return err
+	}
+	if out.Status != "ok" {
+		return fmt.Errorf("health: status %q", out.Status)
+	}
+	return nil
+}
+
+// do sends a JSON request and decodes a JSON answer into out (when not nil).
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.send(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return readAPIError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	// Lenient on purpose: a newer server may add fields.
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+// readAPIError turns a failed response into an *APIError, ours or not.
+func readAPIError(resp *http.Response) *APIError {
+	e := &APIError{Status: resp.StatusCode, Retry: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var body ErrorBody
+	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+		return e
+	}
+	// Not our answer (a proxy in between, say): keep what can be known.
+	e.Code = codeOf(resp.StatusCode)
+	e.Message = http.StatusText(resp.StatusCode)
+	if snippet := strings.TrimSpace(string(raw)); snippet != "" {
+		if len(snippet) > 200 {
+			snippet = snippet[:200] + "…"
+		}
+		e.Message += ": " + snippet
+	}
+	return e
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// Events opens the live stream. lastEventID, when not empty, resumes after
+// that event (from EventStream.LastEventID of a previous stream).
+func (c *Client) Events(ctx context.Context, lastEventID string) (*EventStream, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/events", nil)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, readAPIError(resp)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		resp.Body.Close()
+		return nil, fmt.Errorf("events: answer is %q, not an event stream", resp.Header.Get("Content-Type"))
+	}
+	return &EventStream{body: resp.Body, r: bufio.NewReader(resp.Body), lastID: lastEventID}, nil
+}
+
+// EventStream reads Server-Sent Events. Not safe for concurrent use.
+type EventStream struct {
+	body   io.ReadCloser
+	r      *bufio.Reader
+	lastID string
+	retry  time.Duration
+}
+
+// maxEventLine bounds one line of the stream, so a broken server cannot make
+// the reader buffer without end.
+const maxEventLine = 1 << 20
+
+// Next blocks for the next event. It returns io.EOF when the server ends the
+// stream (shutdown, or this reader fell too far behind): reconnect with
+// LastEventID to resume. Comments (keepalives) are skipped.
+func (s *EventStream) Next() (SSEEvent, error) {
+	var (
+		ev   SSEEvent
+		data strings.Builder
+		has  bool
+	)
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			return SSEEvent{}, err
+		}
+		if line == "" { // dispatch
+			if !has {
+				ev.Event = ""
+				continue
+			}
+			ev.ID = s.lastID
+			if ev.Event == "" {
+				ev.Event = "message"
+			}
+			ev.Data = strings.TrimSuffix(data.String(), "\n")
+			return ev, nil
+		}
+		if strings.HasPrefix(line, ":") {
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "event":
+			ev.Event = value
+		case "data":
+			data.WriteString(value)
+			data.WriteByte('\n')
+			has = true
+		case "id":
+			if !strings.ContainsRune(value, 0) {
+				s.lastID = value
+			}
+		case "retry":
+			if ms, err := strconv.ParseInt(value, 10, 64); err == nil && ms >= 0 {
+				s.retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+}
+
+func (s *EventStream) readLine() (string, error) {
+	var line []byte
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxEventLine {
+			return "", errors.New("events: line too long")
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && len(line) == 0 {
+				return "", io.EOF
+			}
+			if err == io.EOF {
+				return "", io.ErrUnexpectedEOF
+			}
+			return "", fmt.Errorf("events: %w", err)
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r"), nil
+	}
+}
+
+// LastEventID is the id of the last event read (or the one the stream was
+// opened with): pass it to Client.Events to resume.
+func (s *EventStream) LastEventID() string { return s.lastID }
+
+// Retry is the reconnect delay the server asked for (zero if it did not).
+func (s *EventStream) Retry() time.Duration { return s.retry }
+
+// Close ends the stream.
+func (s *EventStream) Close() error { return s.body.Close() }

@@ -1,0 +1,257 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// maxRequestsPerWorker bounds every request loop by count as well as time.
+const maxRequestsPerWorker = 10_000_000
+
+// client posts heartbeat batches over keep-alive connections, one
+// connection per request in flight. The same client code and settings drive
+// lastseend and the minimal handler.
+type client struct {
+	hc  *http.Client
+	url string
+	tr  *http.Transport
+	// check decodes lastseend's answer and counts what it accepted.
+	check bool
+}
+
+func newClient(baseURL string, concurrency int, check bool) *client {
+	tr := &http.Transport{
+		MaxIdleConns:        concurrency,
+		MaxIdleConnsPerHost: concurrency,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	return &client{hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}, url: baseURL + "/api/v1/heartbeats", tr: tr, check: check}
+}
+
+func (c *client) close() { c.tr.CloseIdleConnections() }
+
+// tally is what one worker saw.
+type tally struct {
+	ok, failed int64
+	beats      int64 // beats the service accepted (ok requests × batch for the minimal handler)
+	duplicates int64
+	lat        []time.Duration
+	firstErr   string
+}
+
+func (t *tally) merge(o *tally) {
+	t.ok += o.ok
+	t.failed += o.failed
+	t.beats += o.beats
+	t.duplicates += o.duplicates
+	t.lat = append(t.lat, o.lat...)
+	if t.firstErr == "" {
+		t.firstErr = o.firstErr
+	}
+}
+
+func (t *tally) fail(msg string) {
+	t.failed++
+	if t.firstErr == "" {
+		t.firstErr = msg
+	}
+}
+
+// post sends the device's next batch (seqs rising from its last) and records
+// the outcome. The caller holds d.mu.
+func (c *client) post(ctx context.Context, d *device, batch int, t *tally, started time.Time) {
+	now := time.Now()
+	b := presence.Batch{SentAt: now, Beats: make([]presence.Beat, batch)}
+	for i := range b.Beats {
+		d.seq++
+		b.Beats[i] = presence.Beat{Seq: d.seq, At: now, State: presence.Active}
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		t.fail(err.Error())
+		return
+	}
+	c.postBody(ctx, d, body, batch, t, started)
+}
+
+// postBody posts an encoded batch of n beats with d's token.
+func (c *client) postBody(ctx context.Context, d *device, body []byte, batch int, t *tally, started time.Time) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		t.fail(err.Error())
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.fail(err.Error())
+		}
+		return
+	}
+	defer resp.Body.Close()
+	var res presence.BatchResult
+	err = json.NewDecoder(resp.Body).Decode(&res)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	t.lat = append(t.lat, time.Since(started))
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		t.fail(fmt.Sprintf("HTTP %d", resp.StatusCode))
+	case err != nil:
+		t.fail("decode answer: " + err.Error())
+	case !c.check:
+		t.ok++
+		t.beats += int64(batch)
+	case res.Accepted+res.Duplicates != batch || len(res.Rejected) > 0:
+		t.fail(fmt.Sprintf("device %d: accepted %d, duplicates %d, rejected %v of %d", d.id, res.Accepted, res.Duplicates, res.Rejected, batch))
+	default:
+		t.ok++
+		t.beats += int64(res.Accepted)
+		t.duplicates += int64(res.Duplicates)
+	}
+}
+
+// closedLoop drives devs from `workers` goroutines as fast as answers come
+// back, for dur. Worker w owns devices w, w+workers, … so no device ever has
+// two requests in flight.
+func closedLoop(ctx context.Context, c *client, devs []*device, workers, batch int, dur time.Duration) (*tally, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	parts := make([]*tally, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		parts[w] = &tally{lat: make([]time.Duration, 0, 4096)}
+		wg.Go(func() {
+			t := parts[w]
+			var mine []*device
+			for i := w; i < len(devs); i += workers {
+				mine = append(mine, devs[i])
+			}
+			for n := 0; n < maxRequestsPerWorker && ctx.Err() == nil; n++ {
+				d := mine[n%len(mine)]
+				d.mu.Lock()
+				c.post(ctx, d, batch, t, time.Now())
+				d.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := &tally{}
+	for _, p := range parts {
+		all.merge(p)
+	}
+	return all, elapsed
+}
+
+// pacedLoop sends rate requests a second, open-loop: request i is due at
+// start + i/rate whatever happened to the others, and its latency counts
+// from when it was due, so a stall shows in the figures instead of quietly
+// lowering the offered load.
+func pacedLoop(ctx context.Context, c *client, devs []*device, workers, batch int, rate float64, dur time.Duration) (*tally, time.Duration) {
+	total := int64(rate * dur.Seconds())
+	period := time.Duration(float64(time.Second) / rate)
+	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
+	defer cancel()
+	var next atomic.Int64
+	parts := make([]*tally, workers)
+	var wg sync.WaitGroup
+	start := time.Now().Add(5 * time.Millisecond)
+	for w := range workers {
+		parts[w] = &tally{lat: make([]time.Duration, 0, int(total)/workers+1)}
+		wg.Go(func() {
+			t := parts[w]
+			for n := 0; n < maxRequestsPerWorker && ctx.Err() == nil; n++ {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				due := start.Add(time.Duration(i) * period)
+				if wait := time.Until(due); wait > 0 {
+					select {
+					case <-time.After(wait):
+					case <-ctx.Done():
+						return
+					}
+				}
+				d := devs[i%int64(len(devs))]
+				d.mu.Lock()
+				c.post(ctx, d, batch, t, due)
+				d.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := &tally{}
+	for _, p := range parts {
+		all.merge(p)
+	}
+	return all, elapsed
+}
+
+// runThroughput is phase (a): the minimal handler, then lastseend, each
+// after a warm-up, with the same client settings and concurrency.
+func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*ThroughputResult, error) {
+	min, err := startServer(minimalHandler(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer min.close()
+	// The minimal handler gets devices of its own so lastseend's seqs stay
+	// continuous; tokens and seqs mean nothing to it.
+	minDevs := make([]*device, len(f.devices))
+	for i, d := range f.devices {
+		minDevs[i] = &device{id: d.id, token: d.token}
+	}
+	measure := func(url string, devs []*device, check bool) (RunStats, error) {
+		cl := newClient(url, c.Concurrency, check)
+		defer cl.close()
+		if c.Warmup > 0 {
+			closedLoop(ctx, cl, devs, c.Concurrency, c.BatchSize, c.Warmup)
+		}
+		t, el := closedLoop(ctx, cl, devs, c.Concurrency, c.BatchSize, c.Duration)
+		if err := ctx.Err(); err != nil {
+			return RunStats{}, err
+		}
+		return statsOf(t, el), nil
+	}
+	var res ThroughputResult
+	if res.Minimal, err = measure(min.url, minDevs, false); err != nil {
+		return nil, err
+	}
+	if res.Ours, err = measure(svc.http.url, f.devices, true); err != nil {
+		return nil, err
+	}
+	if res.Minimal.PerSecond > 0 {
+		res.Ratio = res.Ours.PerSecond / res.Minimal.PerSecond
+	}
+	return &res, nil
+}
+
+// runPaced is phase (b).
+func runPaced(ctx context.Context, c Config, svc *service, f *fleet) (*PacedResult, error) {
+	rate := c.PacedRate / float64(c.BatchSize) // requests per second
+	if rate <= 0 {
+		return nil, fmt.Errorf("no rate to pace at")
+	}
+	cl := newClient(svc.http.url, c.Concurrency, true)
+	defer cl.close()
+	t, el := pacedLoop(ctx, cl, f.devices, c.Concurrency, c.BatchSize, rate, c.Duration)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &PacedResult{Offered: c.PacedRate, Stats: statsOf(t, el)}, nil
+}

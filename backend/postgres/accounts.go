@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// wakeOthers tells the other instances, at COMMIT, that users or devices
+// changed, so they refresh their memory now rather than at the next
+// periodic refresh.
+func wakeOthers(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, wakeRefresh); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}
+
+// CreateUser adds a user and returns a fresh user token, shown once.
+func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.User, string, error) {
+	if s.isClosed() {
+		return presence.User{}, "", errClosed
+	}
+	if err := presence.ValidateHandle(handle); err != nil {
+		return presence.User{}, "", err
+	}
+	name = strings.TrimSpace(name)
+	if len(name) > 100 {
+		return presence.User{}, "", presence.Errorf(presence.EINVALID, "name must be at most 100 characters")
+	}
+	token, hash := presence.NewToken(presence.UserToken)
+	var u presence.User
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `INSERT INTO users AS u (handle, name, token_hash, created_at)
+			VALUES ($1, $2, $3, $4) RETURNING `+userCols, handle, name, hash, s.now()))
+		if err != nil {
+			return err
+		}
+		return wakeOthers(ctx, tx)
+	})
+	if pgCode(err) == codeUniqueViolation {
+		return presence.User{}, "", presence.Errorf(presence.ECONFLICT, "handle %q is taken", handle)
+	}
+	if err != nil {
+		return presence.User{}, "", fmt.Errorf("create user: %w", err)
+	}
+	s.cache.putUser(u)
+	return u, token, nil
+}
+
+// UserByID reads a user from the database.
+func (s *Store) UserByID(ctx context.Context, id int64) (presence.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users u WHERE u.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return presence.User{}, presence.Errorf(presence.ENOTFOUND, "user not found")
+	}
+	if err != nil {
+		return presence.User{}, fmt.Errorf("read user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByHandle reads a user from the database.
+func (s *Store) UserByHandle(ctx context.Context, handle string) (presence.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users u WHERE u.handle = $1`, handle))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return presence.User{}, presence.Errorf(presence.ENOTFOUND, "user %q not found", handle)
+	}
+	if err != nil {
+		return presence.User{}, fmt.Errorf("read user %q: %w", handle, err)
+	}
+	return u, nil
+}
+
+// Users lists every user by handle.
+func (s *Store) Users(ctx context.Context) ([]presence.User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users u ORDER BY u.handle`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (presence.User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// UpdateUser changes the fields of upd that are set.
+func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdate) (presence.User, error) {
+	if s.isClosed() {
+		return presence.User{}, errClosed
+	}
+	var name, tz *string
+	if upd.Name != nil {
+		n := strings.TrimSpace(*upd.Name)
+		if len(n) > 100 {
+			return presence.User{}, presence.Errorf(presence.EINVALID, "name must be at most 100 characters")
+		}
+		name = &n
+	}
+	if upd.TZ != nil {
+		if err := presence.ValidateTZ(*upd.TZ); err != nil {
+			return presence.User{}, err
+		}
+		tz = upd.TZ
+	}
+	var u presence.User
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users u SET
+				name = coalesce($2, u.name), tz = coalesce($3, u.tz), public = coalesce($4, u.public), updated_at = now()
+			WHERE u.id = $1 RETURNING `+userCols, id, name, tz, upd.Public))
+		if err != nil {
+			return err
+		}
+		return wakeOthers(ctx, tx)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return presence.User{}, presence.Errorf(presence.ENOTFOUND, "user not found")
+	}
+	if err != nil {
+		return presence.User{}, fmt.Errorf("update user %d: %w", id, err)
+	}
+	s.cache.putUser(u)
+	return u, nil
+}
+
+// CreateDevice adds a device to a user and returns its token, shown once.
+func (s *Store) CreateDevice(ctx context.Context, userID int64, name string) (presence.Device, string, error) {
+	if s.isClosed() {
+		return presence.Device{}, "", errClosed
+	}
+	name = strings.TrimSpace(name)
+	if err := presence.ValidateDeviceName(name); err != nil {
+		return presence.Device{}, "", err
+	}
+	token, hash := presence.NewToken(presence.DeviceToken)
+	var d deviceRow
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		// INSERT … SELECT: no row (hence ErrNoRows) when the user does not exist.
+		d, err = scanDevice(tx.QueryRow(ctx, `INSERT INTO devices AS d (user_id, name, token_hash, created_at)
+			SELECT id, $2, $3, $4 FROM users WHERE id = $1 RETURNING `+deviceCols, userID, name, hash, s.now()))
+		if err != nil {
+			return err
+		}
+		return wakeOthers(ctx, tx)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return presence.Device{}, "", presence.Errorf(presence.ENOTFOUND, "user not found")
+	}
+	if err != nil {
+		return presence.Device{}, "", fmt.Errorf("create device: %w", err)
+	}
+	s.cache.putDevice(d.devEntry)
+	return d.dev, token, nil
+}
+
+// Devices lists a user's devices that are not revoked, oldest first, with
+// their status. The list comes from the database; statuses from memory,
+// refreshed by the rows just read.
+func (s *Store) Devices(ctx context.Context, userID int64) ([]presence.DeviceStatus, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deviceCols+` FROM devices d
+		WHERE d.user_id = $1 AND d.revoked_at IS NULL ORDER BY d.id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	devs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (deviceRow, error) { return scanDevice(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	for _, d := range devs {
+		s.cache.putDevice(d.devEntry)
+	}
+	s.confirm(ctx)
+	now := s.now()
+	out := make([]presence.DeviceStatus, 0, len(devs))
+	for _, d := range devs {
+		e, ok := s.cache.device(d.dev.ID)
+		if !ok {
+			e = d.devEntry
+		}
+		out = append(out, status(&e, now, s.opts.Pulse))
+	}
+	return out, nil
+}
+
+// RevokeDevice revokes a device and its token. A device that is not the
+// user's is reported exactly like one that does not exist.
+func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID int64) error {
+	if s.isClosed() {
+		return errClosed
+	}
+	now := s.now()
+	var d deviceRow
+	var handle string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		d, err = scanDevice(tx.QueryRow(ctx, `UPDATE devices d SET revoked_at = $3, updated_at = now()
+			FROM users u WHERE u.id = d.user_id AND d.id = $1 AND d.user_id = $2 AND d.revoked_at IS NULL
+			RETURNING `+deviceCols+`, u.handle`, deviceID, userID, now), &handle)
+		if err != nil {
+			return err
+		}
+		// A device that was online leaves: its user's watchers must see it.
+		if d.pres.Status(now, s.opts.Pulse) != presence.Offline {
+			if err := writeEvents(ctx, tx, []pendingEvent{s.revokedEvent(d, handle, now)}); err != nil {
+				return err
+			}
+		}
+		return wakeOthers(ctx, tx)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return presence.Errorf(presence.ENOTFOUND, "device not found")
+	}
+	if err != nil {
+		return fmt.Errorf("revoke device %d: %w", deviceID, err)
+	}
+	s.cache.revokeDevice(deviceID)
+	if err := s.catchUp(ctx); err != nil {
+		s.log.Warn("postgres: catch-up after revoke failed", "err", err)
+	}
+	return nil
+}
+
+func (s *Store) revokedEvent(d deviceRow, handle string, now time.Time) pendingEvent {
+	// The row is revoked: it counts for last seen, not for the status.
+	us, seen := s.cache.userStatus(d.dev.UserID, now, s.opts.Pulse, &d.devEntry)
+	return pendingEvent{rec: eventRecord{Event: presence.Event{
+		Kind: presence.EventPresence, UserID: d.dev.UserID, At: now,
+		Presence: &presence.PresenceChange{
+			Handle: handle, DeviceID: d.dev.ID, DeviceName: d.dev.Name,
+			Status: presence.Offline, UserStatus: us, LastSeen: seen,
+		},
+	}}}
+}
+
+// Authenticate resolves a token from the database, so a device revoked on
+// any instance is refused on every instance at once.
+func (s *Store) Authenticate(ctx context.Context, token string) (presence.Principal, error) {
+	kind, err := presence.TokenKindOf(token)
+	if err != nil {
+		return presence.Principal{}, err
+	}
+	hash := presence.HashToken(token)
+	var p presence.Principal
+	var stored []byte
+	switch kind {
+	case presence.UserToken:
+		p.Kind = presence.UserToken
+		err = s.pool.QueryRow(ctx, `SELECT id, token_hash FROM users WHERE token_hash = $1`, hash).Scan(&p.UserID, &stored)
+	default:
+		p.Kind = presence.DeviceToken
+		err = s.pool.QueryRow(ctx, `SELECT id, user_id, token_hash FROM devices
+			WHERE token_hash = $1 AND revoked_at IS NULL`, hash).Scan(&p.DeviceID, &p.UserID, &stored)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
+	}
+	if err != nil {
+		return presence.Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	// The index lookup found it; the constant-time compare is the check.
+	if !presence.HashesEqual(stored, hash) {
+		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
+	}
+	return p, nil
+}

@@ -1,0 +1,494 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lastseen/lastseen/backend/groupcommit"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// ingestReq is one Ingest call waiting in the group-commit queue.
+type ingestReq struct {
+	deviceID int64
+	beats    []presence.Beat
+	facts    *presence.Facts
+}
+
+// ingestRes is its answer. err carries request-level failures (an unknown
+// device) that do not spoil the group's transaction.
+type ingestRes struct {
+	res presence.IngestResult
+	err error
+}
+
+// txTimeout bounds one write transaction: the writer's own context is never
+// cancelled, and a hung database must surface as an error, not a hang.
+const txTimeout = 30 * time.Second
+
+// Ingest applies a device's beats: those at or below the device's last_seq
+// (in the database, whichever instance accepted them) are duplicates, the
+// rest are merged into spans. It returns after the group holding the call
+// has been committed.
+func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Beat, facts *presence.Facts) (presence.IngestResult, error) {
+	if s.isClosed() {
+		return presence.IngestResult{}, errClosed
+	}
+	bs, err := normalizeBeats(beats)
+	if err != nil {
+		return presence.IngestResult{}, err
+	}
+	if facts != nil {
+		f := *facts
+		facts = &f
+	}
+	r, err := s.writer.Do(ctx, ingestReq{deviceID: deviceID, beats: bs, facts: facts})
+	switch {
+	case errors.Is(err, groupcommit.ErrClosed):
+		return presence.IngestResult{}, errClosed
+	case err != nil:
+		return presence.IngestResult{}, fmt.Errorf("ingest: %w", err)
+	case r.err != nil:
+		return presence.IngestResult{}, r.err
+	}
+	return r.res, nil
+}
+
+// normalizeBeats copies beats sorted by seq, in UTC, cut to the database's
+// microsecond precision, and refuses beats no prepared batch can hold.
+func normalizeBeats(beats []presence.Beat) ([]presence.Beat, error) {
+	out := make([]presence.Beat, len(beats))
+	for i, b := range beats {
+		switch {
+		case b.Seq <= 0:
+			return nil, presence.Errorf(presence.EINVALID, "seq must be a positive integer")
+		case !b.State.Valid():
+			return nil, presence.Errorf(presence.EINVALID, "beat %d: unknown state %q", b.Seq, string(b.State))
+		case b.At.IsZero():
+			return nil, presence.Errorf(presence.EINVALID, "beat %d: at is required", b.Seq)
+		case b.IdleS < 0:
+			return nil, presence.Errorf(presence.EINVALID, "beat %d: idle_s must not be negative", b.Seq)
+		}
+		b.At = b.At.UTC().Truncate(precision)
+		out[i] = b
+	}
+	slices.SortStableFunc(out, func(a, b presence.Beat) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+// spanOp is a span the group writes: a new one (id allocated before the
+// write) or an existing tail whose end or closed flag changed.
+type spanOp struct {
+	span  presence.Span
+	isNew bool
+	dirty bool
+}
+
+// devWork is one device while its group is applied.
+type devWork struct {
+	row    deviceRow
+	handle string
+	before presence.DevicePresence // as the transaction found it
+	tail   *presence.Span          // the open tail span, nil for none
+	tailOp *spanOp                 // where tail is written
+	dirty  bool                    // the devices row must be written
+}
+
+func (w *devWork) entry() devEntry {
+	e := w.row.devEntry
+	return e
+}
+
+// commitIngest applies a group of Ingest requests in one transaction:
+//
+//  1. lock the devices (ordered by id, so groups on several instances never
+//     deadlock) and read each one's last_seq and tail span;
+//  2. in Go: drop duplicates, merge beats into spans, collect events;
+//  3. allocate ids for new spans and events in one round trip;
+//  4. upsert spans, update devices, insert events and NOTIFY in one round
+//     trip; COMMIT.
+//
+// After COMMIT it updates memory and hands the events to Notify, so callers
+// are answered only once all of that is true.
+func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes, error) {
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, txTimeout)
+	defer cancel()
+	now := s.now()
+	p := s.opts.Pulse
+	window := p.Window()
+
+	ids := make([]int64, 0, len(reqs))
+	nbeats := 0
+	for _, r := range reqs {
+		ids = append(ids, r.deviceID)
+		nbeats += len(r.beats)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+
+	work, err := lockDevices(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+
+	res := make([]ingestRes, len(reqs))
+	var ops []*spanOp // every span the group may touch, written if dirty
+	for _, id := range ids {
+		if w := work[id]; w != nil && w.tailOp != nil {
+			ops = append(ops, w.tailOp)
+		}
+	}
+	var evs []pendingEvent
+	for i, r := range reqs {
+		w := work[r.deviceID]
+		if w == nil {
+			res[i].err = presence.Errorf(presence.ENOTFOUND, "device %d not found", r.deviceID)
+			continue
+		}
+		if w.row.revoked {
+			res[i].err = presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", r.deviceID)
+			continue
+		}
+		acc, dup := 0, 0
+		for _, b := range r.beats {
+			if b.Seq <= w.row.pres.LastSeq {
+				dup++
+				continue
+			}
+			acc++
+			w.dirty = true
+			// A beat older than the device's latest consumes its seq but
+			// changes no span: a span never starts in the device's past,
+			// even after an offline beat left no tail for Merge to judge by.
+			stale := b.At.Before(w.row.pres.LastBeat)
+			w.row.pres = w.row.pres.Apply([]presence.Beat{b})
+			if stale {
+				continue
+			}
+			out := presence.Merge(w.tail, b, window)
+			if out.Stale {
+				continue
+			}
+			if out.Closed != nil {
+				w.tailOp.span, w.tailOp.dirty = *out.Closed, true
+				evs = append(evs, s.sessionEvent(w, w.tailOp, false))
+			}
+			switch {
+			case out.Started:
+				op := &spanOp{span: *out.Tail, isNew: true, dirty: true}
+				op.span.DeviceID = w.row.dev.ID
+				ops = append(ops, op)
+				w.tailOp = op
+				evs = append(evs, s.sessionEvent(w, op, true))
+			case out.Tail != nil:
+				w.tailOp.span, w.tailOp.dirty = *out.Tail, true
+			default:
+				w.tailOp = nil
+			}
+			w.tail = nil
+			if w.tailOp != nil {
+				t := w.tailOp.span
+				w.tail = &t
+			}
+		}
+		if f := r.facts; f != nil {
+			d := &w.row.dev
+			for _, kv := range []struct {
+				dst *string
+				v   string
+			}{{&d.OS, f.OS}, {&d.Platform, f.Platform}, {&d.Hostname, f.Hostname}} {
+				if kv.v != "" && *kv.dst != kv.v {
+					*kv.dst, w.dirty = kv.v, true
+				}
+			}
+		}
+		e := w.entry()
+		res[i].res = presence.IngestResult{
+			Accepted: acc, Duplicates: dup, LastSeq: w.row.pres.LastSeq,
+			Device: status(&e, now, p),
+		}
+	}
+	// One presence event per device whose status the group changed.
+	for _, id := range ids {
+		w := work[id]
+		if w == nil || !w.dirty {
+			continue
+		}
+		before, after := w.before.Status(now, p), w.row.pres.Status(now, p)
+		if before != after {
+			evs = append(evs, s.presenceEvent(w, after, now))
+		}
+		// Late beats of a device already silent past its TTL (an outbox
+		// replay) leave it offline. Its expiry is announced here if nobody
+		// did yet, and marked so that no instance announces it again for
+		// the beats just added.
+		pr := w.row.pres
+		if after == presence.Offline && pr.State != presence.Offline && !w.row.expired.Equal(pr.LastBeat) {
+			announced := w.before.State == presence.Offline || w.before.LastBeat.IsZero() || w.row.expired.Equal(w.before.LastBeat)
+			w.row.expired = pr.LastBeat
+			if !announced {
+				if w.tailOp != nil && !w.tailOp.span.Closed {
+					evs = append(evs, s.sessionEvent(w, w.tailOp, false))
+				}
+				evs = append(evs, s.presenceEvent(w, presence.Offline, now))
+			}
+		}
+	}
+
+	var newOps []*spanOp
+	for _, op := range ops {
+		if op.isNew {
+			newOps = append(newOps, op)
+		}
+	}
+	if err := allocate(ctx, tx, newOps, evs); err != nil {
+		return nil, err
+	}
+	if err := writeGroup(ctx, tx, work, ids, ops, evs); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+
+	// Committed: from here on nothing may fail the group (a failure would
+	// make the writer retry committed requests).
+	for _, id := range ids {
+		if w := work[id]; w != nil && w.dirty {
+			s.cache.putDevice(w.entry())
+		}
+	}
+	if len(evs) > 0 {
+		if err := s.catchUp(ctx); err != nil {
+			s.log.Warn("postgres: delivering events after commit failed; the listener will retry", "err", err)
+		}
+	}
+	s.opts.Observe(nbeats, time.Since(started))
+	return res, nil
+}
+
+// lockDevices locks the devices of a group in id order and reads each one's
+// presence, user handle and tail span.
+func lockDevices(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]*devWork, error) {
+	rows, err := tx.Query(ctx, `SELECT `+deviceCols+`, u.handle,
+			s.id, s.state, s.start_at, s.end_at, s.closed
+		FROM devices d
+		JOIN users u ON u.id = d.user_id
+		LEFT JOIN spans s ON s.id = d.tail_span_id
+		WHERE d.id = ANY($1)
+		ORDER BY d.id
+		FOR UPDATE OF d`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock devices: %w", err)
+	}
+	defer rows.Close()
+	work := make(map[int64]*devWork, len(ids))
+	for rows.Next() {
+		w := &devWork{}
+		var (
+			spanID             *int64
+			spanState          *string
+			spanStart, spanEnd nullTime
+			spanClosed         *bool
+		)
+		w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanStart, &spanEnd, &spanClosed)
+		if err != nil {
+			return nil, fmt.Errorf("lock devices: %w", err)
+		}
+		w.before = w.row.pres
+		if spanID != nil && !*spanClosed {
+			w.tailOp = &spanOp{span: presence.Span{
+				ID: *spanID, DeviceID: w.row.dev.ID, State: presence.State(*spanState),
+				Start: time.Time(spanStart), End: time.Time(spanEnd),
+			}}
+			t := w.tailOp.span
+			w.tail = &t
+		}
+		work[w.row.dev.ID] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock devices: %w", err)
+	}
+	return work, nil
+}
+
+// allocate takes ids for new spans and for events in one round trip. Ids
+// are handed out in ascending order, so spans and events of one device keep
+// their order.
+func allocate(ctx context.Context, tx pgx.Tx, spans []*spanOp, evs []pendingEvent) error {
+	if len(spans) == 0 && len(evs) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	if len(spans) > 0 {
+		b.Queue(`SELECT nextval('span_ids') FROM generate_series(1, $1)`, len(spans))
+	}
+	if len(evs) > 0 {
+		queueEventIDs(b, len(evs))
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if len(spans) > 0 {
+		ids, err := readIDs(br)
+		if err != nil {
+			return fmt.Errorf("span ids: %w", err)
+		}
+		if len(ids) != len(spans) {
+			return fmt.Errorf("span ids: got %d for %d spans", len(ids), len(spans))
+		}
+		for i, op := range spans {
+			op.span.ID = ids[i]
+		}
+	}
+	if len(evs) > 0 {
+		ids, err := readEventIDs(br)
+		if err != nil {
+			return err
+		}
+		if len(ids) != len(evs) {
+			return fmt.Errorf("event ids: got %d for %d events", len(ids), len(evs))
+		}
+		for i := range evs {
+			evs[i].rec.Event.ID = ids[i]
+		}
+	}
+	return br.Close()
+}
+
+// writeGroup writes a group's spans, devices and events with one statement
+// each, sent together in one round trip.
+func writeGroup(ctx context.Context, tx pgx.Tx, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) error {
+	b := &pgx.Batch{}
+	if sp := spanColumns(ops); len(sp.id) > 0 {
+		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.start, sp.end, sp.closed)
+	}
+	var (
+		dID, dSeq                 []int64
+		dState, dOS, dPlat, dHost []string
+		dBeat, dActive            []*time.Time
+		dTail                     []*int64
+		dExpired                  []*time.Time
+	)
+	for _, id := range ids {
+		w := work[id]
+		if w == nil || !w.dirty {
+			continue
+		}
+		pr := w.row.pres
+		dID = append(dID, id)
+		dState = append(dState, string(pr.State))
+		dBeat = append(dBeat, dbTime(pr.LastBeat))
+		dActive = append(dActive, dbTime(pr.LastActive))
+		dSeq = append(dSeq, pr.LastSeq)
+		var tail *int64
+		if w.tailOp != nil {
+			tid := w.tailOp.span.ID
+			tail = &tid
+		}
+		dTail = append(dTail, tail)
+		dOS = append(dOS, w.row.dev.OS)
+		dPlat = append(dPlat, w.row.dev.Platform)
+		dHost = append(dHost, w.row.dev.Hostname)
+		dExpired = append(dExpired, dbTime(w.row.expired))
+	}
+	if len(dID) > 0 {
+		b.Queue(`UPDATE devices d SET
+				state = u.state, last_beat = u.last_beat, last_active = u.last_active, last_seq = u.last_seq,
+				tail_span_id = u.tail, os = u.os, platform = u.platform, hostname = u.hostname,
+				expired_beat = u.expired, updated_at = now()
+			FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[],
+				$7::text[], $8::text[], $9::text[], $10::timestamptz[])
+				AS u(id, state, last_beat, last_active, last_seq, tail, os, platform, hostname, expired)
+			WHERE d.id = u.id`, dID, dState, dBeat, dActive, dSeq, dTail, dOS, dPlat, dHost, dExpired)
+	}
+	if len(evs) > 0 {
+		eids := make([]int64, len(evs))
+		for i := range evs {
+			eids[i] = evs[i].rec.Event.ID
+		}
+		if err := queueEvents(b, evs, eids); err != nil {
+			return err
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write spans and devices: %w", err)
+	}
+	return nil
+}
+
+// upsertSpansSQL writes many spans in one statement: new spans are inserted
+// with their pre-allocated ids, changed ones update their end and closed flag.
+const upsertSpansSQL = `INSERT INTO spans (id, device_id, state, start_at, end_at, closed)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::boolean[])
+	ON CONFLICT (id) DO UPDATE SET end_at = excluded.end_at, closed = excluded.closed`
+
+// spanCols is spans in column form, as upsertSpansSQL and COPY take them.
+type spanCols struct {
+	id, device []int64
+	state      []string
+	start, end []time.Time
+	closed     []bool
+}
+
+func spanColumns(ops []*spanOp) spanCols {
+	var c spanCols
+	for _, op := range ops {
+		if !op.dirty {
+			continue
+		}
+		sp := op.span
+		c.id = append(c.id, sp.ID)
+		c.device = append(c.device, sp.DeviceID)
+		c.state = append(c.state, string(sp.State))
+		c.start = append(c.start, sp.Start)
+		c.end = append(c.end, sp.End)
+		c.closed = append(c.closed, sp.Closed)
+	}
+	return c
+}
+
+func (s *Store) sessionEvent(w *devWork, op *spanOp, open bool) pendingEvent {
+	sp := op.span
+	at := sp.End
+	if open {
+		at = sp.Start
+	}
+	return pendingEvent{span: op, rec: eventRecord{Event: presence.Event{
+		Kind: presence.EventSession, UserID: w.row.dev.UserID, At: at, Session: &sp, Open: open,
+	}}}
+}
+
+func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time) pendingEvent {
+	e := w.entry()
+	us, seen := s.cache.userStatus(w.row.dev.UserID, now, s.opts.Pulse, &e)
+	at := w.row.pres.LastBeat
+	if st == presence.Offline && w.row.pres.State != presence.Offline {
+		at = w.row.pres.OfflineSince(s.opts.Pulse) // offline by TTL already (a late batch)
+	}
+	return pendingEvent{rec: eventRecord{
+		Event: presence.Event{
+			Kind: presence.EventPresence, UserID: w.row.dev.UserID, At: at,
+			Presence: &presence.PresenceChange{
+				Handle: w.handle, DeviceID: w.row.dev.ID, DeviceName: w.row.dev.Name,
+				Status: st, UserStatus: us, LastSeen: seen,
+			},
+		},
+		Device: snapOf(&e),
+	}}
+}

@@ -1,0 +1,309 @@
+// Package postgres is Lastseen's presence.Store on PostgreSQL, for services
+// that run more than one stateless lastseend against one database.
+//
+// Writes are group-committed: concurrent Ingest calls are collected for a
+// couple of milliseconds and applied in one transaction that locks the
+// devices involved, checks each device's last_seq in the database (so beats
+// of one device reaching two instances stay idempotent and ordered), merges
+// the beats into the tail spans read in that transaction, and writes spans
+// and devices with a few multi-row statements. Ingest returns after COMMIT.
+//
+// Presence is served from memory. Instances keep each other's memory true
+// through the events table and LISTEN/NOTIFY: every committed state change is
+// written to the events table, and a tiny NOTIFY (the new highest event id)
+// wakes the other instances, which read the table from the last id they saw.
+// A periodic poll and a catch-up after every reconnect mean a lost
+// notification delays an event but never loses it. Beats that change nothing
+// visible (a span extended) produce no event; every instance refreshes
+// devices' last beats from the table instead, and before announcing a TTL
+// expiry confirms it in the database with a conditional UPDATE that only one
+// instance can win.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lastseen/lastseen/backend/groupcommit"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// Config configures a Store beyond presence.Options. Zero values take the
+// defaults documented on each field.
+type Config struct {
+	// DSN is a libpq-style connection string or postgres:// URL. pgxpool
+	// parameters such as pool_max_conns are honoured.
+	DSN     string
+	Options presence.Options
+	Logger  *slog.Logger // default: discard
+
+	// Linger is how long the writer waits to gather a group (default 2 ms;
+	// negative: no wait, a group is whatever queued during the previous
+	// commit).
+	Linger time.Duration
+	// MaxBatch bounds the beats of one write transaction (default 4000).
+	MaxBatch int
+
+	// Tick is how often TTL expiries are checked (default 1 s).
+	Tick time.Duration
+	// PollEvery is the safety poll of the events table when no NOTIFY
+	// arrives, and the liveness check of the listener connection (default 2 s).
+	PollEvery time.Duration
+	// RefreshEvery is how often devices and users changed by other
+	// instances are re-read (default 5 s). It must stay well below the pulse
+	// grace so a device heard by another instance never looks expired here.
+	RefreshEvery time.Duration
+	// FullRefreshEvery re-reads every device and user (default 5 min).
+	FullRefreshEvery time.Duration
+
+	// EventRetention and EventMaxRows bound the events table (defaults 24 h
+	// and 100 000 rows); PruneEvery is how often it is pruned (default 1 min).
+	EventRetention time.Duration
+	EventMaxRows   int64
+	PruneEvery     time.Duration
+
+	// ReconnectMin and ReconnectMax bound the listener's reconnect backoff
+	// (defaults 100 ms and 5 s).
+	ReconnectMin, ReconnectMax time.Duration
+}
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	c.Options = c.Options.WithDefaults()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Linger, 2*time.Millisecond)
+	def(&c.Tick, time.Second)
+	def(&c.PollEvery, 2*time.Second)
+	def(&c.RefreshEvery, 5*time.Second)
+	def(&c.FullRefreshEvery, 5*time.Minute)
+	def(&c.EventRetention, 24*time.Hour)
+	def(&c.PruneEvery, time.Minute)
+	def(&c.ReconnectMin, 100*time.Millisecond)
+	def(&c.ReconnectMax, 5*time.Second)
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 4000
+	}
+	if c.EventMaxRows == 0 {
+		c.EventMaxRows = 100_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate checks a configuration (after defaults).
+func (c Config) Validate() error {
+	if c.DSN == "" {
+		return presence.Errorf(presence.EINVALID, "postgres: DSN is required")
+	}
+	if err := c.Options.Pulse.Validate(); err != nil {
+		return err
+	}
+	for name, d := range map[string]time.Duration{
+		"Tick": c.Tick, "PollEvery": c.PollEvery, "RefreshEvery": c.RefreshEvery,
+		"FullRefreshEvery": c.FullRefreshEvery, "EventRetention": c.EventRetention, "PruneEvery": c.PruneEvery,
+		"ReconnectMin": c.ReconnectMin, "ReconnectMax": c.ReconnectMax,
+	} {
+		if d < 0 {
+			return presence.Errorf(presence.EINVALID, "postgres: %s must not be negative", name)
+		}
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return presence.Errorf(presence.EINVALID, "postgres: ReconnectMax below ReconnectMin")
+	}
+	if c.MaxBatch < 0 || c.EventMaxRows < 0 {
+		return presence.Errorf(presence.EINVALID, "postgres: MaxBatch and EventMaxRows must not be negative")
+	}
+	return nil
+}
+
+// Store is a presence.Store on PostgreSQL. Its methods are safe for
+// concurrent use; any number of Stores (in any number of processes) may share
+// one database.
+type Store struct {
+	cfg    Config
+	opts   presence.Options
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	writer *groupcommit.Writer[ingestReq, ingestRes]
+	cache  *cache
+
+	// drainMu serialises reading the events table, so Notify sees every
+	// event once, in id order, whichever goroutine drains.
+	drainMu   sync.Mutex
+	lastEvent int64 // highest event id handed to Notify; under drainMu
+
+	listenerPID atomic.Uint32 // backend pid of the current listener connection
+
+	// refreshMu orders refreshes; refreshedAt is the database time of the
+	// latest one, where the next incremental refresh starts.
+	refreshMu   sync.Mutex
+	refreshedAt time.Time
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
+}
+
+var _ presence.Store = (*Store)(nil)
+
+// Open connects to the database at dsn, applies pending migrations and starts
+// the writer, the listener and the background loops.
+func Open(ctx context.Context, dsn string, opts presence.Options) (*Store, error) {
+	return OpenConfig(ctx, Config{DSN: dsn, Options: opts})
+}
+
+// OpenConfig is Open with every tunable.
+func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, presence.Errorf(presence.EINVALID, "postgres: bad DSN: %v", err)
+	}
+	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = "lastseend"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if err := migrate(ctx, pool, cfg.Logger); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{
+		cfg:   cfg,
+		opts:  cfg.Options,
+		log:   cfg.Logger,
+		pool:  pool,
+		cache: newCache(),
+	}
+	// Events already in the table happened before this instance existed: its
+	// memory is loaded from the tables, and Notify starts with what is new.
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&s.lastEvent); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("read last event id: %w", err)
+	}
+	if err := s.refreshFull(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("load presence: %w", err)
+	}
+	s.writer = groupcommit.New(s.commitIngest, groupcommit.Options[ingestReq]{
+		Linger:   cfg.Linger,
+		MaxBatch: cfg.MaxBatch,
+		Weight:   func(r ingestReq) int { return len(r.beats) + 1 },
+	})
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.listen(bg) }()
+	go func() { defer s.wg.Done(); s.background(bg) }()
+	return s, nil
+}
+
+// Pulse is the cadence TTLs and span joins are judged by.
+func (s *Store) Pulse() presence.Pulse { return s.opts.Pulse }
+
+// Close commits every accepted beat, stops the listener and loops, and
+// closes the pool. Calls after the first return nil.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	err := s.writer.Close()
+	s.cancel()
+	s.wg.Wait()
+	s.pool.Close()
+	return err
+}
+
+func (s *Store) isClosed() bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	return s.closed
+}
+
+var errClosed = presence.Errorf(presence.EUNAVAILABLE, "store is closed")
+
+func (s *Store) now() time.Time { return s.opts.Now().UTC() }
+
+// background runs the periodic work: TTL expiry, refresh of what other
+// instances changed, and pruning of the events table.
+func (s *Store) background(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.Tick)
+	defer tick.Stop()
+	lastRefresh, lastFull, lastPrune := time.Now(), time.Now(), time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := s.expire(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("postgres: TTL expiry check failed", "err", err)
+		}
+		var err error
+		switch {
+		case time.Since(lastFull) >= s.cfg.FullRefreshEvery:
+			err = s.refreshFull(ctx)
+			lastFull, lastRefresh = time.Now(), time.Now()
+		case time.Since(lastRefresh) >= s.cfg.RefreshEvery:
+			err = s.refreshSince(ctx)
+			lastRefresh = time.Now()
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("postgres: refresh failed", "err", err)
+		}
+		if time.Since(lastPrune) >= s.cfg.PruneEvery {
+			lastPrune = time.Now()
+			if err := s.prune(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("postgres: pruning events failed", "err", err)
+			}
+		}
+	}
+}
+
+// refreshFull re-reads every user and device.
+func (s *Store) refreshFull(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	at, err := s.refresh(ctx, time.Time{})
+	if err == nil {
+		s.refreshedAt = at
+	}
+	return err
+}
+
+// refreshSince re-reads users and devices changed since the last refresh.
+func (s *Store) refreshSince(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	at, err := s.refresh(ctx, s.refreshedAt)
+	if err == nil {
+		s.refreshedAt = at
+	}
+	return err
+}

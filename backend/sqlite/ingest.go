@@ -1,0 +1,474 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/groupcommit"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// ingestReq is one Ingest call on its way through the group-commit writer.
+type ingestReq struct {
+	deviceID int64
+	beats    []presence.Beat // validated, sorted by seq
+	facts    *presence.Facts
+}
+
+// ingestRes is its answer: the result, or a domain error that concerns this
+// request alone (the group's transaction went on without it).
+type ingestRes struct {
+	res presence.IngestResult
+	err error
+}
+
+// Ingest applies a device's beats and returns once they are committed.
+func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Beat, facts *presence.Facts) (presence.IngestResult, error) {
+	if err := s.usable(); err != nil {
+		return presence.IngestResult{}, err
+	}
+	for _, b := range beats {
+		// Form only: how old or new a beat may be was PrepareBatch's call,
+		// so the beat is judged against its own time.
+		if err := b.Validate(b.At, presence.Limits{}); err != nil {
+			return presence.IngestResult{}, fmt.Errorf("beat seq %d: %w", b.Seq, err)
+		}
+	}
+	sorted := slices.Clone(beats)
+	slices.SortStableFunc(sorted, func(a, b presence.Beat) int { return cmp.Compare(a.Seq, b.Seq) })
+
+	// Nothing to write: an agent learning last_seq, or a re-sent batch
+	// whose every beat memory already knows as a duplicate (memory's
+	// last_seq never runs ahead of the database's, so that answer holds).
+	if facts == nil {
+		if res, ok, err := s.readOnlyIngest(ctx, deviceID, sorted); ok || err != nil {
+			return res, err
+		}
+	}
+	out, err := s.writer.Do(ctx, ingestReq{deviceID: deviceID, beats: sorted, facts: facts})
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return presence.IngestResult{}, presence.Errorf(presence.EUNAVAILABLE, "the store is closed")
+	}
+	if err != nil {
+		return presence.IngestResult{}, fmt.Errorf("ingest into device %d: %w", deviceID, err)
+	}
+	return out.res, out.err
+}
+
+// readOnlyIngest answers from memory when there is nothing to write; ok is
+// false when the request must go to the writer. It reads no disk on the
+// hot path: a device memory does not know yet (created by another process)
+// is left to the writer, which catches up under its lock, unless there is
+// no beat to write, when the catalog is refreshed here.
+func (s *Store) readOnlyIngest(ctx context.Context, deviceID int64, beats []presence.Beat) (presence.IngestResult, bool, error) {
+	now := s.opts.Now()
+	s.mu.RLock()
+	d := s.devices[deviceID]
+	s.mu.RUnlock()
+	if d == nil {
+		if len(beats) > 0 {
+			return presence.IngestResult{}, false, nil
+		}
+		if err := s.refresh(ctx, s.rdb); err != nil {
+			return presence.IngestResult{}, false, err
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if d = s.devices[deviceID]; d == nil {
+		return presence.IngestResult{}, false, presence.Errorf(presence.ENOTFOUND, "device %d not found", deviceID)
+	}
+	if d.dev.Revoked {
+		return presence.IngestResult{}, false, presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", deviceID)
+	}
+	if len(beats) > 0 && beats[len(beats)-1].Seq > d.pres.LastSeq {
+		return presence.IngestResult{}, false, nil
+	}
+	return presence.IngestResult{Duplicates: len(beats), LastSeq: d.pres.LastSeq, Device: d.status(now, s.opts.Pulse)}, true, nil
+}
+
+// spanChange is a span a request touched, as it stands after the request.
+type spanChange struct {
+	span    presence.Span
+	isNew   bool // to insert (its ID was assigned in this transaction)
+	started bool // began in this request
+	ended   bool // closed in this request
+}
+
+// devState is a device's presence during one group: memory's, or what an
+// earlier request of the same group left.
+type devState struct {
+	dev  presence.Device
+	pres presence.DevicePresence
+	tail *presence.Span
+}
+
+// group is the state of one group commit's transaction.
+type group struct {
+	s        *Store
+	tx       *sql.Tx
+	now      time.Time
+	nextSpan int64 // the last span ID in use; new spans take the next
+	states   map[int64]*devState
+	order    []int64         // devices in first-touch order
+	sessions [][]*spanChange // per request, spans started or ended
+	bound    map[*sql.Stmt]*sql.Stmt
+}
+
+// stmt binds one of the store's prepared statements to the transaction,
+// once per group: the statement stays compiled on the writer connection
+// instead of being parsed again for every request.
+func (g *group) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	if b, ok := g.bound[st]; ok {
+		return b
+	}
+	b := g.tx.StmtContext(ctx, st)
+	g.bound[st] = b
+	return b
+}
+
+// writeStmts are the statements every group runs per request, prepared
+// once on the writer connection.
+type writeStmts struct {
+	updateDevice, insertSpan, updateSpan *sql.Stmt
+}
+
+func prepareWrites(db *sql.DB) (writeStmts, error) {
+	var w writeStmts
+	var err error
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		// Optimistic: matches only while last_seq is what memory had.
+		{&w.updateDevice, `UPDATE devices
+			SET last_seq = ?, state = ?, last_beat_ns = ?, last_active_ns = ?, tail_span_id = ?
+			WHERE id = ? AND last_seq = ?`},
+		{&w.insertSpan, `INSERT INTO spans (id, device_id, user_id, state, start_ns, end_ns, closed)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&w.updateSpan, `UPDATE spans SET end_ns = ?, closed = ? WHERE id = ?`},
+	} {
+		if *p.dst, err = db.Prepare(p.query); err != nil {
+			return w, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+	}
+	return w, nil
+}
+
+// commitIngest is the group-commit writer's commit function: every request
+// of the group in one transaction. A request that fails on its own (unknown
+// or revoked device) gets its error in ingestRes and the rest go on; a
+// database error fails the group, which the writer then retries one by one.
+func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes, error) {
+	begun := time.Now() // latency is measured, not a rule: real clock
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin ingest: %w", err)
+	}
+	defer tx.Rollback()
+	// Under the write lock, memory's accounts become exactly the database's:
+	// a device another process created since is known from here on.
+	if err := s.refresh(ctx, tx); err != nil {
+		return nil, err
+	}
+	g := &group{s: s, tx: tx, now: s.opts.Now(), states: map[int64]*devState{}, bound: map[*sql.Stmt]*sql.Stmt{}}
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM spans`).Scan(&g.nextSpan); err != nil {
+		return nil, fmt.Errorf("next span id: %w", err)
+	}
+	out := make([]ingestRes, len(reqs))
+	beats := 0
+	g.sessions = make([][]*spanChange, len(reqs))
+	for i, r := range reqs {
+		beats += len(r.beats)
+		res, sessions, err := g.apply(ctx, r)
+		var de *presence.Error
+		if errors.As(err, &de) {
+			out[i].err = err
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i].res = res
+		g.sessions[i] = sessions
+	}
+	ceil, err := s.reserveEvents(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit ingest: %w", err)
+	}
+	s.opts.Observe(beats, time.Since(begun))
+	s.install(g, reqs, out, ceil)
+	return out, nil
+}
+
+// state returns a device's state for this group, or a domain error.
+// Callers must not modify the returned state's tail in place.
+func (g *group) state(id int64) (*devState, error) {
+	if st, ok := g.states[id]; ok {
+		return st, nil
+	}
+	g.s.mu.RLock()
+	d := g.s.devices[id]
+	var st *devState
+	if d != nil {
+		st = &devState{dev: d.dev, pres: d.pres, tail: d.tail}
+	}
+	g.s.mu.RUnlock()
+	if st == nil {
+		return nil, presence.Errorf(presence.ENOTFOUND, "device %d not found", id)
+	}
+	return st, nil
+}
+
+// apply merges one request's beats into its device's spans and writes the
+// outcome: the device row first (checking its last_seq is still the one
+// memory had), then each touched span once.
+func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, []*spanChange, error) {
+	st, err := g.state(r.deviceID)
+	if err != nil {
+		return presence.IngestResult{}, nil, err
+	}
+	if st.dev.Revoked {
+		return presence.IngestResult{}, nil, presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", r.deviceID)
+	}
+	next, res, changes := g.merge(st, r.beats)
+	if res.Accepted == 0 && r.facts == nil {
+		res.LastSeq = next.pres.LastSeq
+		return res, nil, nil
+	}
+	if r.facts != nil {
+		next.dev = withFacts(next.dev, *r.facts)
+	}
+	ok, err := g.writeDevice(ctx, st, next, r.facts)
+	if err != nil {
+		return presence.IngestResult{}, nil, err
+	}
+	if !ok {
+		// Another process wrote this device since memory loaded it: start
+		// again from what the database holds (under our write lock, final).
+		fresh, err := loadDevice(ctx, g.tx, r.deviceID)
+		if err != nil {
+			return presence.IngestResult{}, nil, err
+		}
+		if fresh == nil {
+			return presence.IngestResult{}, nil, presence.Errorf(presence.ENOTFOUND, "device %d not found", r.deviceID)
+		}
+		st = &devState{dev: fresh.dev, pres: fresh.pres, tail: fresh.tail}
+		if st.dev.Revoked {
+			return presence.IngestResult{}, nil, presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", r.deviceID)
+		}
+		next, res, changes = g.merge(st, r.beats)
+		if r.facts != nil {
+			next.dev = withFacts(next.dev, *r.facts)
+		}
+		if ok, err = g.writeDevice(ctx, st, next, r.facts); err != nil {
+			return presence.IngestResult{}, nil, err
+		}
+		if !ok {
+			return presence.IngestResult{}, nil, fmt.Errorf("device %d changed under the write lock", r.deviceID)
+		}
+	}
+	for _, c := range changes {
+		if err := g.writeSpan(ctx, r.deviceID, next.dev.UserID, c); err != nil {
+			return presence.IngestResult{}, nil, err
+		}
+	}
+	if _, seen := g.states[r.deviceID]; !seen {
+		g.order = append(g.order, r.deviceID)
+	}
+	g.states[r.deviceID] = next
+	res.LastSeq = next.pres.LastSeq
+	var sessions []*spanChange
+	for _, c := range changes {
+		if c.started || c.ended {
+			sessions = append(sessions, c)
+		}
+	}
+	return res, sessions, nil
+}
+
+// merge folds beats (sorted by seq) into a copy of st with presence.Merge.
+// A beat at or below last_seq is a duplicate. A beat older than the
+// device's latest beat consumes its seq and changes nothing, even when no
+// tail is left to say so (after an offline beat): a span never starts in a
+// device's past.
+func (g *group) merge(st *devState, beats []presence.Beat) (*devState, presence.IngestResult, []*spanChange) {
+	next := *st
+	var res presence.IngestResult
+	window := g.s.opts.Pulse.Window()
+	var changes []*spanChange
+	byID := map[int64]*spanChange{}
+	touch := func(sp *presence.Span) *spanChange {
+		c := byID[sp.ID]
+		if c == nil {
+			c = &spanChange{}
+			byID[sp.ID] = c
+			changes = append(changes, c)
+		}
+		c.span = *sp
+		return c
+	}
+	for _, b := range beats {
+		if b.Seq <= next.pres.LastSeq {
+			res.Duplicates++
+			continue
+		}
+		res.Accepted++
+		if b.At.Before(next.pres.LastBeat) {
+			next.pres.LastSeq = b.Seq
+			continue
+		}
+		o := presence.Merge(next.tail, b, window)
+		if o.Stale {
+			next.pres.LastSeq = b.Seq
+			continue
+		}
+		if o.Closed != nil {
+			touch(o.Closed).ended = true
+		}
+		if o.Tail != nil {
+			if o.Started {
+				g.nextSpan++
+				o.Tail.ID, o.Tail.DeviceID = g.nextSpan, st.dev.ID
+				c := touch(o.Tail)
+				c.isNew, c.started = true, true
+			} else {
+				touch(o.Tail)
+			}
+		}
+		next.tail = o.Tail
+		next.pres = next.pres.Apply([]presence.Beat{b})
+	}
+	return &next, res, changes
+}
+
+func withFacts(d presence.Device, f presence.Facts) presence.Device {
+	if f.OS != "" {
+		d.OS = f.OS
+	}
+	if f.Platform != "" {
+		d.Platform = f.Platform
+	}
+	if f.Hostname != "" {
+		d.Hostname = f.Hostname
+	}
+	return d
+}
+
+// writeDevice stores the device's new presence if its last_seq is still
+// the one st was read with; false when another writer moved it.
+func (g *group) writeDevice(ctx context.Context, st, next *devState, facts *presence.Facts) (bool, error) {
+	var tail any
+	if next.tail != nil {
+		tail = next.tail.ID
+	}
+	r, err := g.stmt(ctx, g.s.stmts.updateDevice).ExecContext(ctx,
+		next.pres.LastSeq, string(next.pres.State), ns(next.pres.LastBeat), ns(next.pres.LastActive), tail,
+		st.dev.ID, st.pres.LastSeq)
+	if err != nil {
+		return false, fmt.Errorf("update device %d: %w", st.dev.ID, err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	if facts != nil {
+		if _, err := g.tx.ExecContext(ctx, `UPDATE devices SET os = ?, platform = ?, hostname = ? WHERE id = ?`,
+			next.dev.OS, next.dev.Platform, next.dev.Hostname, st.dev.ID); err != nil {
+			return false, fmt.Errorf("update facts of device %d: %w", st.dev.ID, err)
+		}
+	}
+	return true, nil
+}
+
+func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c *spanChange) error {
+	sp := c.span
+	var err error
+	if c.isNew {
+		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), ns(sp.Start), ns(sp.End), sp.Closed)
+	} else {
+		_, err = g.stmt(ctx, g.s.stmts.updateSpan).ExecContext(ctx, ns(sp.End), sp.Closed, sp.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("write span %d of device %d: %w", sp.ID, deviceID, err)
+	}
+	return nil
+}
+
+// reserveEvents moves the persisted event-ID ceiling on, inside the
+// group's transaction, when few IDs remain below it. It returns the new
+// ceiling (0 when unchanged), to be installed after the commit.
+func (s *Store) reserveEvents(ctx context.Context, tx *sql.Tx) (int64, error) {
+	s.mu.RLock()
+	last, ceil := s.lastEvent, s.eventCeil
+	s.mu.RUnlock()
+	if ceil-last > eventRefill {
+		return 0, nil
+	}
+	ceil = last + eventReserve
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'event_id'`, ceil); err != nil {
+		return 0, fmt.Errorf("reserve event ids: %w", err)
+	}
+	return ceil, nil
+}
+
+// install makes a committed group visible: memory takes the devices' new
+// presence, each result gets its device's status, and the group's events
+// are announced (sessions started or ended, then each status change).
+func (s *Store) install(g *group, reqs []ingestReq, out []ingestRes, ceil int64) {
+	p := s.opts.Pulse
+	window := p.Window()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ceil > s.eventCeil {
+		s.eventCeil = ceil
+	}
+	var events []presence.Event
+	for _, id := range g.order {
+		st := g.states[id]
+		d := s.devices[id]
+		if d == nil { // known to the group, so to memory; kept for safety
+			d = &devEntry{announced: presence.Offline}
+			s.devices[id] = d
+		}
+		d.dev, d.pres, d.tail = st.dev, st.pres, st.tail
+	}
+	for i := range reqs {
+		for _, c := range g.sessions[i] {
+			span := c.span
+			events = append(events, presence.Event{
+				Kind: presence.EventSession, UserID: g.states[reqs[i].deviceID].dev.UserID, At: g.now,
+				Session: &span, Open: span.OpenAt(g.now, window),
+			})
+		}
+	}
+	online := false
+	for _, id := range g.order {
+		d := s.devices[id]
+		status := d.pres.Status(g.now, p)
+		if status == d.announced {
+			continue
+		}
+		online = online || d.announced == presence.Offline
+		d.announced = status
+		events = append(events, s.presenceEvent(d, status, g.now, g.now))
+	}
+	for i := range out {
+		if out[i].err == nil {
+			if d := s.devices[reqs[i].deviceID]; d != nil {
+				out[i].res.Device = d.status(g.now, p)
+			}
+		}
+	}
+	s.announce(events)
+	if online {
+		s.pokeExpiry()
+	}
+}

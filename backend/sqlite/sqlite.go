@@ -1,0 +1,354 @@
+// Package sqlite is the presence service's store on SQLite: users, devices
+// and token hashes, and the spans that beats build (DESIGN §3: spans, not
+// raw beats).
+//
+// Writes go through one connection; beats through a group-commit writer that
+// answers each Ingest only after the transaction holding it committed, so an
+// acknowledged beat survives kill -9. Presence (every device's last beat,
+// high-water mark and open tail span) lives in memory, loaded at Open and
+// kept current by the writer; reads of it never touch the disk. Accounts are
+// read from the database, so a user or device that the command line creates
+// or revokes in another process counts at once.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/lastseen/lastseen/backend/groupcommit"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Group commit: a batch lingers at most this long for company, and holds at
+// most this many beats (plus one per request) in one transaction.
+const (
+	ingestLinger   = time.Millisecond
+	ingestMaxBatch = 5000
+	// readConns bounds the read pool; WAL lets readers run beside the writer.
+	readConns = 4
+	// busyTimeout is how long a connection waits for another process's
+	// write lock (the command line adding a user) before failing.
+	busyTimeout = 5 * time.Second
+)
+
+// Store is a presence.Store on one SQLite database file.
+type Store struct {
+	opts presence.Options
+	db   *sql.DB // the one writer connection
+	rdb  *sql.DB // the read pool
+
+	writer *groupcommit.Writer[ingestReq, ingestRes]
+	stmts  writeStmts
+
+	// mu guards the in-memory presence below. The writer holds it only to
+	// install a committed batch and announce it, never across disk I/O.
+	mu      sync.RWMutex
+	devices map[int64]*devEntry
+	users   map[int64]*userEntry
+	catalog int64      // the meta 'catalog' counter the maps reflect
+	loadMu  sync.Mutex // serialises catalog loads (see refresh)
+	// Event IDs: lastEvent is the last one handed out, eventCeil the
+	// persisted bound below which they stay (see reserveEvents).
+	lastEvent int64
+	eventCeil int64
+
+	wake      chan struct{} // pokes the expiry loop when a device comes online
+	stop      chan struct{}
+	loopDone  chan struct{}
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+var _ presence.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path, applies pending
+// migrations, loads every device's presence and starts the writer and the
+// expiry loop. Close releases it.
+func Open(path string, opts presence.Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	if err := opts.Pulse.Validate(); err != nil {
+		return nil, err
+	}
+	if path == "" || path == ":memory:" {
+		return nil, presence.Errorf(presence.EINVALID, "sqlite store needs a database file path")
+	}
+	s := &Store{
+		opts:     opts,
+		devices:  map[int64]*devEntry{},
+		users:    map[int64]*userEntry{},
+		catalog:  -1,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	var err error
+	if s.db, err = openDB(path, true); err != nil {
+		return nil, err
+	}
+	if err := migrate(s.db, opts.Now()); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	if s.rdb, err = openDB(path, false); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if s.stmts, err = prepareWrites(s.db); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := s.seedEvents(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if err := s.refresh(ctx, s.rdb); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("load presence: %w", err)
+	}
+	s.writer = groupcommit.New(s.commitIngest, groupcommit.Options[ingestReq]{
+		Linger:   ingestLinger,
+		MaxBatch: ingestMaxBatch,
+		Weight:   func(r ingestReq) int { return len(r.beats) + 1 },
+	})
+	go s.expiryLoop()
+	return s, nil
+}
+
+// openDB opens the writer (one connection) or the read pool. Each pragma
+// rides in the DSN so that every connection the pool opens gets it:
+//
+//   - journal_mode=WAL: readers never block the writer nor it them;
+//   - synchronous=NORMAL: in WAL mode a commit is durable against a crash of
+//     the process (kill -9) once COMMIT returns; only a power loss may drop
+//     the last transactions, and never corrupts the file;
+//   - busy_timeout: wait out another process's write (the command line)
+//     instead of failing at once;
+//   - foreign_keys: SQLite leaves them off by default;
+//   - _txlock=immediate on the writer: take the write lock at BEGIN, so a
+//     transaction never fails half way on a lock upgrade;
+//   - query_only on readers: a read path can never write by mistake.
+func openDB(file string, writer bool) (*sql.DB, error) {
+	params := []string{
+		"_busy_timeout=" + strconv.Itoa(int(busyTimeout/time.Millisecond)),
+		"_foreign_keys=on",
+		"_synchronous=NORMAL",
+	}
+	if writer {
+		params = append(params, "_journal_mode=WAL", "_txlock=immediate")
+	} else {
+		params = append(params, "_query_only=true")
+	}
+	// A file: URI so that any path works; SQLite decodes %XX escapes.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(file)
+	db, err := sql.Open("sqlite3", "file:"+esc+"?"+strings.Join(params, "&"))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	if writer {
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+	} else {
+		db.SetMaxOpenConns(readConns)
+		db.SetMaxIdleConns(readConns)
+	}
+	db.SetConnMaxLifetime(0)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	return db, nil
+}
+
+// migration is one numbered file of migrations/.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, f := range files {
+		base := path.Base(f)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
+		}
+		body, err := migrations.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: base, sql: string(body)})
+	}
+	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", out[i-1].name, out[i].name, out[i].version)
+		}
+	}
+	return out, nil
+}
+
+// migrate applies every migration newer than the database, each in its own
+// transaction with its row in schema_migrations, so a failed migration
+// leaves the previous version intact.
+func migrate(db *sql.DB, now time.Time) error {
+	all, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_ns INTEGER NOT NULL
+	)`); err != nil {
+		return err
+	}
+	var current int
+	if err := db.QueryRow(`SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	if latest := all[len(all)-1].version; current > latest {
+		return fmt.Errorf("database is at schema version %d, newer than this build's %d: use a newer lastseend", current, latest)
+	}
+	for _, m := range all {
+		if m.version <= current {
+			continue
+		}
+		if err := applyMigration(db, m, now); err != nil {
+			return fmt.Errorf("apply %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(db *sql.DB, m migration, now time.Time) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
+		m.version, m.name, now.UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Event IDs must rise across restarts. Each Open starts above both the
+// persisted ceiling and the clock in microseconds, and persists a new
+// ceiling a reservation ahead; commits move the ceiling on before it is
+// reached. So no ID is ever handed out twice, even after kill -9, and IDs
+// stay near the clock (readable as a rough time, far below 2^53).
+const (
+	eventReserve = 1 << 20
+	eventRefill  = 1 << 18 // move the ceiling when fewer IDs than this remain
+)
+
+func (s *Store) seedEvents(ctx context.Context) error {
+	var ceil int64
+	if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'event_id'`).Scan(&ceil); err != nil {
+		return fmt.Errorf("read event ceiling: %w", err)
+	}
+	s.lastEvent = max(ceil, s.opts.Now().UnixMicro())
+	s.eventCeil = s.lastEvent + eventReserve
+	if _, err := s.db.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'event_id'`, s.eventCeil); err != nil {
+		return fmt.Errorf("reserve event ids: %w", err)
+	}
+	return nil
+}
+
+// Pulse is the cadence the store judges TTLs and span joins by.
+func (s *Store) Pulse() presence.Pulse { return s.opts.Pulse }
+
+// Close commits every accepted beat, stops the expiry loop and closes the
+// database. Later calls return nil.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		werr := s.writer.Close()
+		close(s.stop)
+		<-s.loopDone
+		err = errors.Join(werr, s.closeDBs())
+	})
+	return err
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	// The writer last: closing the last connection checkpoints the WAL.
+	errs = append(errs, s.db.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// usable refuses calls after Close with a domain error the API maps to 503.
+func (s *Store) usable() error {
+	if s.closed.Load() {
+		return presence.Errorf(presence.EUNAVAILABLE, "the store is closed")
+	}
+	return nil
+}
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// ns and fromNS convert times to and from the stored Unix nanoseconds; the
+// zero time is stored as 0.
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v).UTC()
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
+}

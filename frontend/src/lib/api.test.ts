@@ -1,0 +1,194 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Api, ApiError, browserStream, windowTransport, type RawResponse, type Transport } from './api';
+import type { Connection, LiveEvent } from './types';
+
+function fixed(res: RawResponse, seen: string[] = []): Transport {
+  return {
+    local: false,
+    session: true,
+    origin: '',
+    request: async (m, p, b) => {
+      seen.push(`${m} ${p} ${b ?? ''}`);
+      return res;
+    },
+    subscribe: () => () => {},
+  };
+}
+
+describe('Api.call', () => {
+  it('returns parsed JSON', async () => {
+    const seen: string[] = [];
+    const api = new Api(fixed({ status: 200, body: '{"handle":"ada","name":"Ada","tz":"UTC","public":false}' }, seen));
+    expect((await api.me()).handle).toBe('ada');
+    await api.updateMe({ public: true });
+    expect(seen).toEqual(['GET /api/v1/me ', 'PATCH /api/v1/me {"public":true}']);
+  });
+  it('turns the error envelope into an ApiError', async () => {
+    const api = new Api(fixed({ status: 401, body: '{"error":{"code":"unauthorized","message":"no token"}}' }));
+    const err = await api.me().catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 401, code: 'unauthorized', message: 'no token' });
+  });
+  it('reports a non-JSON failure with its status and text', async () => {
+    const err = await new Api(fixed({ status: 502, body: 'Bad Gateway' })).me().catch((e) => e);
+    expect(err).toMatchObject({ status: 502, code: 'http' });
+    expect(err.message).toContain('HTTP 502: Bad Gateway');
+  });
+  it('rejects a 200 that is not JSON', async () => {
+    await expect(new Api(fixed({ status: 200, body: '<html>' })).me()).rejects.toThrow('not JSON');
+  });
+  it('asks sessions of the visible states at once and orders them by start', async () => {
+    const seen: string[] = [];
+    const t: Transport = {
+      ...fixed({ status: 200, body: '' }),
+      request: async (_m, p) => {
+        seen.push(p);
+        const mk = (id: number, state: string, start: string) => ({ id, device_id: 1, state, start, end: start });
+        return { status: 200, body: JSON.stringify({ sessions: [mk(2, 'active', '2026-11-25T09:00:00Z'), mk(1, 'idle', '2026-11-25T08:00:00Z')] }) };
+      },
+    };
+    const out = await new Api(t).sessions(Date.parse('2026-11-25T00:00:00Z'), Date.parse('2026-11-26T00:00:00Z'));
+    expect(out.map((s) => s.id)).toEqual([1, 2]);
+    expect(seen).toEqual(['/api/v1/sessions?from=2026-11-25T00%3A00%3A00.000Z&to=2026-11-26T00%3A00%3A00.000Z&state=active%2Cidle%2Caway']);
+  });
+  it('asks daily stats by calendar date in a zone', async () => {
+    const seen: string[] = [];
+    const api = new Api(fixed({ status: 200, body: '{"days":null}' }, seen));
+    expect(await api.statsDaily('2026-11-19', '2026-11-25', 'Europe/Paris')).toEqual([]);
+    expect(seen).toEqual(['GET /api/v1/stats/daily?from=2026-11-19&to=2026-11-25&tz=Europe%2FParis ']);
+  });
+});
+
+describe('windowTransport', () => {
+  it('forwards requests through the bridge and relays runtime events', async () => {
+    const calls: unknown[][] = [];
+    const handlers = new Map<string, (...d: unknown[]) => void>();
+    const off: string[] = [];
+    const t = windowTransport(
+      {
+        Request: async (...a) => {
+          calls.push(a);
+          return { status: 200, body: '{"ok":true}' };
+        },
+      },
+      {
+        EventsOn: (name, cb) => {
+          handlers.set(name, cb);
+          return () => off.push(name);
+        },
+      },
+    );
+    expect(await new Api(t).call('PUT', '/local/v1/mode', { mode: 'away' })).toEqual({ ok: true });
+    expect(calls).toEqual([['PUT', '/local/v1/mode', '{"mode":"away"}']]);
+    const events: LiveEvent[] = [];
+    const conns: Connection[] = [];
+    const stop = t.subscribe({ event: (e) => events.push(e), connection: (c) => conns.push(c) });
+    handlers.get('lastseen:connection')!('live');
+    handlers.get('lastseen:connection')!('bogus');
+    handlers.get('lastseen:event')!({ id: '5', event: 'presence', data: '{"presence":{"handle":"a","device_id":1,"status":"idle"}}' });
+    expect(conns).toEqual(['reconnecting', 'live']);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ id: '5', kind: 'presence' });
+    stop();
+    expect(off.sort()).toEqual(['lastseen:connection', 'lastseen:event']);
+  });
+  it('maps a rejected bridge call to an unavailable error', async () => {
+    const t = windowTransport({ Request: () => Promise.reject('agent not running') }, undefined);
+    await expect(new Api(t).me()).rejects.toMatchObject({ status: 0, code: 'unavailable' });
+  });
+});
+
+// A stand-in for the browser's EventSource: tests drive its life by hand.
+class FakeES {
+  static all: FakeES[] = [];
+  readyState = 0;
+  onopen: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  listeners = new Map<string, (m: MessageEvent<string>) => void>();
+  closed = false;
+  constructor(readonly url: string) {
+    FakeES.all.push(this);
+  }
+  addEventListener(kind: string, cb: (m: MessageEvent<string>) => void) {
+    this.listeners.set(kind, cb);
+  }
+  close() {
+    this.closed = true;
+    this.readyState = 2;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  send(kind: string, id: string, data: unknown) {
+    this.listeners.get(kind)?.({ lastEventId: id, data: JSON.stringify(data) } as MessageEvent<string>);
+  }
+  fail(closed: boolean) {
+    this.readyState = closed ? 2 : 0;
+    this.onerror?.();
+  }
+}
+
+describe('browserStream', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    FakeES.all = [];
+    vi.stubGlobal('window', new EventTarget());
+    vi.stubGlobal('navigator', { onLine: true });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('goes live, passes events on, and rides native reconnects', () => {
+    const conns: Connection[] = [];
+    const events: LiveEvent[] = [];
+    const stop = browserStream(
+      { event: (e) => events.push(e), connection: (c) => conns.push(c) },
+      { eventSource: (u) => new FakeES(u) as unknown as EventSource },
+    );
+    const es = FakeES.all[0];
+    expect(es.url).toBe('/api/v1/events');
+    es.open();
+    es.send('presence', '7', { presence: { handle: 'a', device_id: 1, status: 'active' } });
+    es.fail(false); // dropped: EventSource retries by itself
+    es.open();
+    expect(conns).toEqual(['reconnecting', 'live', 'reconnecting', 'live']);
+    expect(events).toHaveLength(1);
+    expect(FakeES.all).toHaveLength(1);
+    stop();
+    expect(es.closed).toBe(true);
+  });
+
+  it('recreates a closed stream after a backoff, resuming from the last id, and says offline when it stays down', () => {
+    const conns: Connection[] = [];
+    browserStream(
+      { event: () => {}, connection: (c) => conns.push(c) },
+      { eventSource: (u) => new FakeES(u) as unknown as EventSource, offlineAfterMs: 10_000, maxBackoffMs: 4_000 },
+    );
+    FakeES.all[0].open();
+    FakeES.all[0].send('session', '41', {});
+    FakeES.all[0].fail(true); // the server refused: EventSource gives up
+    expect(conns.at(-1)).toBe('reconnecting');
+    vi.advanceTimersByTime(1_000);
+    expect(FakeES.all).toHaveLength(2);
+    expect(FakeES.all[1].url).toBe('/api/v1/events?last_event_id=41');
+    FakeES.all[1].fail(true);
+    vi.advanceTimersByTime(10_000);
+    expect(conns.at(-1)).toBe('offline');
+    const n = FakeES.all.length;
+    expect(n).toBeGreaterThan(2);
+    expect(n).toBeLessThan(8); // backoff, not a tight loop
+    FakeES.all[n - 1].open();
+    expect(conns.at(-1)).toBe('live');
+  });
+
+  it('retries at once when the network comes back', () => {
+    browserStream({ event: () => {}, connection: () => {} }, { eventSource: (u) => new FakeES(u) as unknown as EventSource, maxBackoffMs: 30_000 });
+    FakeES.all[0].fail(true);
+    expect(FakeES.all).toHaveLength(1); // waiting out the backoff
+    (window as unknown as EventTarget).dispatchEvent(new Event('online'));
+    expect(FakeES.all).toHaveLength(2);
+  });
+});
