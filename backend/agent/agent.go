@@ -57,8 +57,8 @@ type Status struct {
 	Revoked bool
 	// LastSync is the last successful exchange (zero: never).
 	LastSync time.Time
-	// SyncError is the last sending problem ("" after a success), for
-	// example RevokedMessage.
+	// SyncError is the current sending problem ("" once an exchange
+	// succeeds), for example RevokedMessage.
 	SyncError string
 	// StoreError is the last failure to write a beat ("" when fine).
 	StoreError string
@@ -77,7 +77,7 @@ type Diagnostics struct {
 	QuarantineCount   int64
 	QuarantineDropped int64
 	LastSync          time.Time
-	LastError         string
+	LastError         string // the last sending problem, kept after recovery
 	LastErrorAt       time.Time
 	Failures          int       // consecutive failed attempts
 	NextRetry         time.Time // zero unless backing off
@@ -181,7 +181,7 @@ func (a *Agent) statusLocked() Status {
 	st := a.st
 	st.Mode, st.Until = a.mode, a.until
 	ss := a.s.status()
-	st.Connected, st.Reachable, st.LastSync, st.SyncError = ss.connected, ss.reachable, ss.lastSync, ss.lastErr
+	st.Connected, st.Reachable, st.LastSync, st.SyncError = ss.connected, ss.reachable, ss.lastSync, ss.curErr
 	st.Revoked = ss.stopped != ""
 	return st
 }

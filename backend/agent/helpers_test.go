@@ -76,8 +76,11 @@ type call struct {
 }
 
 func (s *fakeService) PostHeartbeats(ctx context.Context, b presence.Batch) (presence.BatchResult, error) {
-	if s.hook != nil {
-		s.hook(b)
+	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(b)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,6 +117,12 @@ func (s *fakeService) PostHeartbeats(ctx context.Context, b presence.Batch) (pre
 	return res, nil
 }
 
+func (s *fakeService) setHook(h func(presence.Batch)) {
+	s.mu.Lock()
+	s.hook = h
+	s.mu.Unlock()
+}
+
 func (s *fakeService) got() []presence.Beat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -140,9 +149,9 @@ type apiError struct {
 	after time.Duration
 }
 
-func (e *apiError) Error() string              { return e.err.Error() }
-func (e *apiError) Unwrap() error              { return e.err }
-func (e *apiError) RetryAfter() time.Duration  { return e.after }
+func (e *apiError) Error() string             { return e.err.Error() }
+func (e *apiError) Unwrap() error             { return e.err }
+func (e *apiError) RetryAfter() time.Duration { return e.after }
 func errCode(code string, after time.Duration) error {
 	return &apiError{err: presence.Errorf(code, "%s from the service", code), after: after}
 }

@@ -54,7 +54,8 @@ type sender struct {
 	failures  int
 	reachable bool
 	lastSync  time.Time
-	lastErr   string
+	curErr    string // the problem now ("" after a success)
+	lastErr   string // the last problem ever, kept for Diagnostics
 	lastErrAt time.Time
 	nextRetry time.Time
 	attempted chan struct{} // closed and replaced after every attempt
@@ -91,7 +92,7 @@ func (s *sender) setUploader(ctx context.Context, u Uploader, target string) err
 	s.stopped = ""
 	s.failures = 0
 	s.nextRetry = time.Time{}
-	s.lastErr = ""
+	s.curErr = ""
 	s.reachable = false
 	s.mu.Unlock()
 	poke(s.interrupt)
@@ -310,7 +311,7 @@ func (s *sender) succeeded() {
 	s.failures = 0
 	s.reachable = true
 	s.lastSync = s.now()
-	s.lastErr = ""
+	s.curErr = ""
 	s.nextRetry = time.Time{}
 	s.mu.Unlock()
 	if failures > 0 {
@@ -326,7 +327,7 @@ func (s *sender) stop(msg string, err error) {
 	first := s.stopped == ""
 	s.stopped = msg
 	s.reachable = true
-	s.lastErr = msg
+	s.curErr, s.lastErr = msg, msg
 	s.lastErrAt = s.now()
 	s.mu.Unlock()
 	if first {
@@ -351,6 +352,7 @@ func (s *sender) quarantine(ctx context.Context, gen uint64, beats []presence.Be
 	s.mu.Lock()
 	s.reachable = true
 	s.lastErr = "the service refused " + fmt.Sprint(len(beats)) + " beats: " + why
+	s.curErr = s.lastErr
 	s.lastErrAt = now
 	s.mu.Unlock()
 	s.attemptDone()
@@ -371,6 +373,7 @@ func (s *sender) fail(ctx context.Context, gen uint64, err error, answered bool)
 	}
 	s.reachable = answered
 	s.lastErr = err.Error()
+	s.curErr = s.lastErr
 	s.lastErrAt = s.now()
 	s.nextRetry = s.lastErrAt.Add(delay)
 	s.mu.Unlock()
@@ -427,7 +430,7 @@ type syncStatus struct {
 	failures             int
 	lastSync, lastErrAt  time.Time
 	nextRetry            time.Time
-	lastErr              string
+	curErr, lastErr      string
 }
 
 func (s *sender) status() syncStatus {
@@ -435,6 +438,6 @@ func (s *sender) status() syncStatus {
 	defer s.mu.Unlock()
 	return syncStatus{
 		connected: s.up != nil, reachable: s.reachable, stopped: s.stopped, failures: s.failures,
-		lastSync: s.lastSync, lastErrAt: s.lastErrAt, nextRetry: s.nextRetry, lastErr: s.lastErr,
+		lastSync: s.lastSync, lastErrAt: s.lastErrAt, nextRetry: s.nextRetry, curErr: s.curErr, lastErr: s.lastErr,
 	}
 }

@@ -149,3 +149,24 @@ func TestHistoryPulseFollowsInterval(t *testing.T) {
 		t.Fatal("zero pulse accepted")
 	}
 }
+
+func TestHistoryIgnoresClockSteppingBack(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, "", agentdb.Options{})
+	local(t, db, t0, presence.Active)
+	local(t, db, t0.Add(time.Minute), presence.Active)
+	// The wall clock steps back 30 s: the beat cannot be placed in history,
+	// but its outbox part is still queued (the service judges it).
+	b, err := db.Record(ctx, agentdb.Entry{At: t0.Add(30 * time.Second), Local: presence.Idle, Send: presence.Idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Seq != 1 {
+		t.Fatalf("queued %+v", b)
+	}
+	local(t, db, t0.Add(90*time.Second), presence.Active)
+	h, _ := db.History(ctx, t0, t0.Add(time.Hour))
+	if g := spansOf(h); !equalSpans(g, []span{{presence.Active, 0, 90 * time.Second, false}}) {
+		t.Fatalf("history %+v", g)
+	}
+}

@@ -77,7 +77,9 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 		}
 		return func() {
 			for _, f := range afters {
-				f()
+				if f != nil {
+					f()
+				}
 			}
 		}, nil
 	})

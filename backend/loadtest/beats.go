@@ -68,7 +68,7 @@ func (t *tally) fail(msg string) {
 }
 
 // post sends the device's next batch (seqs rising from its last) and records
-// the outcome. The caller holds d.mu.
+// the outcome. Only one goroutine at a time may post for d.
 func (c *client) post(ctx context.Context, d *device, batch int, t *tally, started time.Time) {
 	now := time.Now()
 	b := presence.Batch{SentAt: now, Beats: make([]presence.Beat, batch)}
@@ -141,9 +141,7 @@ func closedLoop(ctx context.Context, c *client, devs []*device, workers, batch i
 			}
 			for n := 0; n < maxRequestsPerWorker && ctx.Err() == nil; n++ {
 				d := mine[n%len(mine)]
-				d.mu.Lock()
 				c.post(ctx, d, batch, t, time.Now())
-				d.mu.Unlock()
 			}
 		})
 	}
@@ -159,12 +157,18 @@ func closedLoop(ctx context.Context, c *client, devs []*device, workers, batch i
 // pacedLoop sends rate requests a second, open-loop: request i is due at
 // start + i/rate whatever happened to the others, and its latency counts
 // from when it was due, so a stall shows in the figures instead of quietly
-// lowering the offered load.
+// lowering the offered load. Each request takes whichever device is free
+// (one request per device at a time keeps its seqs in order); tying slots to
+// fixed devices would make one slow answer hold up unrelated requests.
 func pacedLoop(ctx context.Context, c *client, devs []*device, workers, batch int, rate float64, dur time.Duration) (*tally, time.Duration) {
 	total := int64(rate * dur.Seconds())
 	period := time.Duration(float64(time.Second) / rate)
 	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
 	defer cancel()
+	free := make(chan *device, len(devs))
+	for _, d := range devs {
+		free <- d
+	}
 	var next atomic.Int64
 	parts := make([]*tally, workers)
 	var wg sync.WaitGroup
@@ -173,6 +177,8 @@ func pacedLoop(ctx context.Context, c *client, devs []*device, workers, batch in
 		parts[w] = &tally{lat: make([]time.Duration, 0, int(total)/workers+1)}
 		wg.Go(func() {
 			t := parts[w]
+			timer := time.NewTimer(0)
+			defer timer.Stop()
 			for n := 0; n < maxRequestsPerWorker && ctx.Err() == nil; n++ {
 				i := next.Add(1) - 1
 				if i >= total {
@@ -180,16 +186,21 @@ func pacedLoop(ctx context.Context, c *client, devs []*device, workers, batch in
 				}
 				due := start.Add(time.Duration(i) * period)
 				if wait := time.Until(due); wait > 0 {
+					timer.Reset(wait)
 					select {
-					case <-time.After(wait):
+					case <-timer.C:
 					case <-ctx.Done():
 						return
 					}
 				}
-				d := devs[i%int64(len(devs))]
-				d.mu.Lock()
+				var d *device
+				select {
+				case d = <-free:
+				case <-ctx.Done():
+					return
+				}
 				c.post(ctx, d, batch, t, due)
-				d.mu.Unlock()
+				free <- d
 			}
 		})
 	}
@@ -202,8 +213,8 @@ func pacedLoop(ctx context.Context, c *client, devs []*device, workers, batch in
 	return all, elapsed
 }
 
-// runThroughput is phase (a): the minimal handler, then lastseend, each
-// after a warm-up, with the same client settings and concurrency.
+// runThroughput is phase (a): the minimal handler and lastseend, each after
+// a warm-up, with the same client settings and concurrency.
 func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*ThroughputResult, error) {
 	min, err := startServer(minimalHandler(), nil)
 	if err != nil {
@@ -216,25 +227,38 @@ func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*Thro
 	for i, d := range f.devices {
 		minDevs[i] = &device{id: d.id, token: d.token}
 	}
-	measure := func(url string, devs []*device, check bool) (RunStats, error) {
-		cl := newClient(url, c.Concurrency, check)
-		defer cl.close()
+	// The two alternate in short rounds, each going first every other
+	// round, so background load that comes and goes weighs on both alike.
+	type target struct {
+		cl    *client
+		devs  []*device
+		t     tally
+		spent time.Duration
+	}
+	ts := []*target{
+		{cl: newClient(min.url, c.Concurrency, false), devs: minDevs},
+		{cl: newClient(svc.http.url, c.Concurrency, true), devs: f.devices},
+	}
+	for _, t := range ts {
+		defer t.cl.close()
 		if c.Warmup > 0 {
-			closedLoop(ctx, cl, devs, c.Concurrency, c.BatchSize, c.Warmup)
+			closedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, c.Warmup)
 		}
-		t, el := closedLoop(ctx, cl, devs, c.Concurrency, c.BatchSize, c.Duration)
-		if err := ctx.Err(); err != nil {
-			return RunStats{}, err
+	}
+	per := c.Duration / time.Duration(c.Rounds)
+	for r := range c.Rounds {
+		for i := range ts {
+			t := ts[(i+r)%2]
+			got, el := closedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, per)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			t.t.merge(got)
+			t.spent += el
 		}
-		return statsOf(t, el), nil
 	}
 	var res ThroughputResult
-	if res.Minimal, err = measure(min.url, minDevs, false); err != nil {
-		return nil, err
-	}
-	if res.Ours, err = measure(svc.http.url, f.devices, true); err != nil {
-		return nil, err
-	}
+	res.Minimal, res.Ours = statsOf(&ts[0].t, ts[0].spent), statsOf(&ts[1].t, ts[1].spent)
 	if res.Minimal.PerSecond > 0 {
 		res.Ratio = res.Ours.PerSecond / res.Minimal.PerSecond
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// Duration is how long each measured run of phases (a) and (b) lasts;
 	// Warmup runs before each measured run of (a) and is not counted.
 	Duration, Warmup time.Duration
+	// Rounds splits phase (a)'s Duration into alternating rounds of the
+	// minimal handler and lastseend.
+	Rounds int
 	// BatchSize is the number of beats per request.
 	BatchSize int
 	// Streams is the number of idle SSE streams of phase (c).
@@ -60,6 +63,9 @@ type Config struct {
 	// drives each device far faster than a real agent does, so they are
 	// generous; they are reported so nobody mistakes them for production's.
 	DeviceRate, UserRate httpapi.Rate
+	// HeapProfile, when set, receives a heap profile taken while phase (c)'s
+	// streams are open (set runtime.MemProfileRate early for a precise one).
+	HeapProfile io.Writer
 	// Dir holds the temporary database; empty means a fresh temp dir.
 	Dir string
 	// Logger receives the service's log (warnings and up are enough).
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		Concurrency:   64,
 		Duration:      10 * time.Second,
 		Warmup:        time.Second,
+		Rounds:        5,
 		BatchSize:     1,
 		Streams:       1000,
 		Subscribers:   1000,
@@ -99,6 +106,7 @@ func (c Config) Validate() error {
 	check(c.Concurrency <= c.Devices, "concurrency must not exceed devices: one device's beats go out one at a time, in seq order")
 	check(c.Duration > 0 && c.Duration <= time.Hour, "duration must be in (0, 1h]")
 	check(c.Warmup >= 0 && c.Warmup <= time.Minute, "warmup must be in [0, 1m]")
+	check(c.Rounds >= 1 && c.Rounds <= 100 && c.Duration/time.Duration(max(c.Rounds, 1)) >= 100*time.Millisecond, "rounds must be 1..100, each at least 100ms")
 	check(c.BatchSize >= 1 && c.BatchSize <= 1000, "batch must be 1..1000")
 	check(c.Streams >= 1 && c.Streams <= 50000, "streams must be 1..50000")
 	check(c.Subscribers >= 1 && c.Subscribers <= 50000, "subscribers must be 1..50000")

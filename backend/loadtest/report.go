@@ -26,6 +26,7 @@ type ConfigView struct {
 	Concurrency      int     `json:"concurrency"`
 	DurationS        float64 `json:"duration_s"`
 	WarmupS          float64 `json:"warmup_s"`
+	Rounds           int     `json:"rounds"`
 	BatchSize        int     `json:"batch_size"`
 	Streams          int     `json:"streams"`
 	Subscribers      int     `json:"subscribers"`
@@ -42,7 +43,7 @@ type ConfigView struct {
 func configView(c Config) ConfigView {
 	return ConfigView{
 		Devices: c.Devices, Concurrency: c.Concurrency,
-		DurationS: c.Duration.Seconds(), WarmupS: c.Warmup.Seconds(), BatchSize: c.BatchSize,
+		DurationS: c.Duration.Seconds(), WarmupS: c.Warmup.Seconds(), Rounds: c.Rounds, BatchSize: c.BatchSize,
 		Streams: c.Streams, Subscribers: c.Subscribers, Changes: c.Changes,
 		DeviceRatePerS: c.DeviceRate.PerSecond, DeviceRateBurst: c.DeviceRate.Burst,
 		UserRatePerS: c.UserRate.PerSecond, UserRateBurst: c.UserRate.Burst,
@@ -93,14 +94,16 @@ type PacedResult struct {
 // connection pair), the only thing the client keeps per stream; Server is
 // the difference.
 type IdleSSEResult struct {
-	Streams        int     `json:"streams"`
-	GrossGoBytes   float64 `json:"gross_go_bytes"`
-	GrossRSSBytes  float64 `json:"gross_rss_bytes"`
-	ClientGoBytes  float64 `json:"client_go_bytes"`
-	ClientRSSBytes float64 `json:"client_rss_bytes"`
-	ServerGoBytes  float64 `json:"server_go_bytes"`
-	ServerRSSBytes float64 `json:"server_rss_bytes"`
-	Goroutines     int     `json:"goroutines"`
+	Streams      int     `json:"streams"`
+	GrossGoBytes float64 `json:"gross_go_bytes"`
+	// GrossStackBytes is the goroutine-stack part of GrossGoBytes.
+	GrossStackBytes float64 `json:"gross_stack_bytes"`
+	GrossRSSBytes   float64 `json:"gross_rss_bytes"`
+	ClientGoBytes   float64 `json:"client_go_bytes"`
+	ClientRSSBytes  float64 `json:"client_rss_bytes"`
+	ServerGoBytes   float64 `json:"server_go_bytes"`
+	ServerRSSBytes  float64 `json:"server_rss_bytes"`
+	Goroutines      int     `json:"goroutines"`
 }
 
 // ServerBytes is the figure judged: the larger of the Go-heap-and-stacks
@@ -207,7 +210,7 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	if t := r.Throughput; t != nil {
-		fmt.Fprintln(w, "(a) max throughput, closed loop")
+		fmt.Fprintf(w, "(a) max throughput, closed loop, %d alternating rounds each\n", c.Rounds)
 		run("minimal net/http", t.Minimal)
 		run("lastseend", t.Ours)
 		fmt.Fprintf(w, "    ratio lastseend/minimal: %.2f\n\n", t.Ratio)
@@ -219,7 +222,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if m := r.IdleSSE; m != nil {
 		fmt.Fprintf(w, "(c) %d idle SSE streams, per stream\n", m.Streams)
-		fmt.Fprintf(w, "    process growth       Go heap+stacks %6.1f KB   RSS %6.1f KB\n", m.GrossGoBytes/1024, m.GrossRSSBytes/1024)
+		fmt.Fprintf(w, "    process growth       Go heap+stacks %6.1f KB   RSS %6.1f KB   (of which goroutine stacks %.1f KB)\n", m.GrossGoBytes/1024, m.GrossRSSBytes/1024, m.GrossStackBytes/1024)
 		fmt.Fprintf(w, "    client raw socket    Go heap+stacks %6.1f KB   RSS %6.1f KB   (half of a measured idle connection pair)\n", m.ClientGoBytes/1024, m.ClientRSSBytes/1024)
 		fmt.Fprintf(w, "    server               Go heap+stacks %6.1f KB   RSS %6.1f KB\n\n", m.ServerGoBytes/1024, m.ServerRSSBytes/1024)
 	}

@@ -123,14 +123,13 @@ func (s *service) close() error {
 	return s.closeErr
 }
 
-// device is one beating device. mu keeps its beats in seq order: one request
-// of a device is in flight at a time, as with a real agent.
+// device is one beating device. Like a real agent, it has one request in
+// flight at a time, so its seqs arrive in order: every loop hands a device
+// to one goroutine at a time.
 type device struct {
 	id    int64
 	token string
-
-	mu  sync.Mutex
-	seq int64
+	seq   int64
 }
 
 // fleet is the load's users and devices.

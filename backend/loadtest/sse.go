@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,9 @@ type memSample struct {
 func sampleMem() memSample {
 	// Two collections settle finalizers; FreeOSMemory hands freed spans back
 	// so RSS reflects what is live, not what was once allocated.
-	runtime.GC()
+	for range 4 {
+		runtime.GC()
+	}
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -122,6 +125,11 @@ func runIdleStreams(ctx context.Context, c Config, svc *service, f *fleet) (*Idl
 	}
 	settle()
 	after := sampleMem()
+	if c.HeapProfile != nil {
+		if err := pprof.Lookup("heap").WriteTo(c.HeapProfile, 0); err != nil {
+			return nil, fmt.Errorf("heap profile: %w", err)
+		}
+	}
 
 	r := &IdleSSEResult{Streams: n}
 	r.GrossGoBytes = perItem(after.heap+after.stack, before.heap+before.stack, n)
@@ -130,6 +138,7 @@ func runIdleStreams(ctx context.Context, c Config, svc *service, f *fleet) (*Idl
 	r.ClientRSSBytes = rawPair.rssBytes / 2
 	r.ServerGoBytes = r.GrossGoBytes - r.ClientGoBytes
 	r.ServerRSSBytes = r.GrossRSSBytes - r.ClientRSSBytes
+	r.GrossStackBytes = perItem(after.stack, before.stack, n)
 	r.Goroutines = runtime.NumGoroutine()
 	return r, nil
 }
@@ -310,9 +319,7 @@ func runFanOut(ctx context.Context, c Config, svc *service, f *fleet) (*FanOutRe
 		fo.mu.Unlock()
 
 		t := &tally{}
-		dev.mu.Lock()
 		postState(ctx, cl, dev, want, t, sent)
-		dev.mu.Unlock()
 		if t.failed > 0 {
 			return nil, fmt.Errorf("change %d: post: %s", k, t.firstErr)
 		}

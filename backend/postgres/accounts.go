@@ -265,7 +265,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (presence.Princi
 		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
 	}
 	if err != nil {
-		return presence.Principal{}, fmt.Errorf("authenticate: %w", err)
+		return presence.Principal{}, dbError("authenticate", err)
 	}
 	// The index lookup found it; the constant-time compare is the check.
 	if !presence.HashesEqual(stored, hash) {

@@ -16,9 +16,8 @@ import (
 type cache struct {
 	mu    sync.RWMutex
 	users map[int64]presence.User
-	// devices holds revoked devices too, flagged: they have no status any
-	// more, but their last active beat still counts for their user's
-	// "last seen".
+	// devices holds revoked devices too, flagged and left out of presence:
+	// the flag keeps a late, stale read from bringing one back.
 	devices map[int64]*devEntry
 }
 
@@ -134,14 +133,11 @@ func (c *cache) device(id int64) (devEntry, bool) {
 
 // suspects lists devices that look expired by TTL at now but whose expiry
 // nobody has announced: memory alone must not call them offline.
-func (c *cache) suspects(now time.Time, p presence.Pulse, only func(*devEntry) bool) []int64 {
+func (c *cache) suspects(now time.Time, p presence.Pulse) []int64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var ids []int64
 	for id, e := range c.devices {
-		if only != nil && !only(e) {
-			continue
-		}
 		if isSuspect(e, now, p) {
 			ids = append(ids, id)
 		}
@@ -164,13 +160,12 @@ func status(e *devEntry, now time.Time, p presence.Pulse) presence.DeviceStatus 
 
 // userPresenceLocked computes a user's presence over their cached devices,
 // with override standing in for the cached copy of one device (a change
-// being committed). Revoked devices have no status but count for last seen.
-// Caller holds mu.
+// being committed). A revoked device leaves presence entirely, its last
+// active beat too. Caller holds mu.
 func (c *cache) userPresenceLocked(u presence.User, now time.Time, p presence.Pulse, override *devEntry) presence.UserPresence {
 	up := presence.UserPresence{User: u, Devices: []presence.DeviceStatus{}}
-	var live, all []presence.DevicePresence
+	var live []presence.DevicePresence
 	add := func(e *devEntry) {
-		all = append(all, e.pres)
 		if !e.dev.Revoked {
 			up.Devices = append(up.Devices, status(e, now, p))
 			live = append(live, e.pres)
@@ -191,7 +186,7 @@ func (c *cache) userPresenceLocked(u presence.User, now time.Time, p presence.Pu
 	}
 	slices.SortFunc(up.Devices, func(a, b presence.DeviceStatus) int { return cmp.Compare(a.ID, b.ID) })
 	up.Status = presence.UserStatus(now, p, live)
-	up.LastSeen = presence.LastSeen(all)
+	up.LastSeen = presence.LastSeen(live)
 	return up
 }
 

@@ -21,7 +21,7 @@ import (
 func (s *Store) expire(ctx context.Context) error {
 	now := s.now()
 	p := s.opts.Pulse
-	ids := s.cache.suspects(now, p, nil)
+	ids := s.cache.suspects(now, p)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -154,7 +154,7 @@ func scanSpan(r pgx.CollectableRow) (presence.Span, error) {
 // no such devices and a read costs no query. A database error leaves the
 // answer to memory: a read must not fail because the database hiccups.
 func (s *Store) confirm(ctx context.Context) {
-	if len(s.cache.suspects(s.now(), s.opts.Pulse, nil)) == 0 {
+	if len(s.cache.suspects(s.now(), s.opts.Pulse)) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

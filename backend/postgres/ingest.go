@@ -53,7 +53,7 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 	case errors.Is(err, groupcommit.ErrClosed):
 		return presence.IngestResult{}, errClosed
 	case err != nil:
-		return presence.IngestResult{}, fmt.Errorf("ingest: %w", err)
+		return presence.IngestResult{}, dbError("ingest", err)
 	case r.err != nil:
 		return presence.IngestResult{}, r.err
 	}

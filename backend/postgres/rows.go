@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -163,6 +166,27 @@ func pgCode(err error) string {
 	return ""
 }
 
-const (
-	codeUniqueViolation = "23505"
-)
+const codeUniqueViolation = "23505"
+
+// dbError wraps a failed database operation. Errors that mean the database
+// cannot be reached or is going away also carry EUNAVAILABLE, so callers
+// answer 503 and clients retry, instead of a 500 that reads like a bug.
+func dbError(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("%s: %w: %w", op, presence.Errorf(presence.EUNAVAILABLE, "database unavailable, retry later"), err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// SQLSTATE classes 08 (connection exception), 53 (insufficient
+	// resources) and 57P (operator intervention: shutdown, restart).
+	code := pgCode(err)
+	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57P")
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +34,7 @@ func testAccounts(t *testing.T, opener Opener) {
 	})
 
 	for _, h := range []string{"", "Ann", "a b", "-lead", "_lead", strings.Repeat("a", 40), "zoë", "a/b"} {
-		t.Run("invalid handle "+h, func(t *testing.T) {
+		t.Run(fmt.Sprintf("invalid handle %.12q", h), func(t *testing.T) {
 			_, _, err := e.store.CreateUser(e.ctx, h, "x")
 			wantCode(t, "create user "+h, err, presence.EINVALID)
 		})
@@ -121,7 +122,7 @@ func testAccounts(t *testing.T, opener Opener) {
 	})
 
 	for _, n := range []string{"", "   ", strings.Repeat("x", 65)} {
-		t.Run("invalid device name "+n, func(t *testing.T) {
+		t.Run(fmt.Sprintf("invalid device name %.12q", n), func(t *testing.T) {
 			_, _, err := e.store.CreateDevice(e.ctx, ann.ID, n)
 			wantCode(t, "create device "+n, err, presence.EINVALID)
 		})

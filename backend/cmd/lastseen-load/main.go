@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -40,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight (keep-alive connections)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "length of each measured run in phases a and b")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "warm-up before each measured run of phase a")
+	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "phase a alternates the two handlers in this many rounds")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "beats per request")
 	fs.IntVar(&c.Streams, "streams", c.Streams, "idle SSE streams in phase c")
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "SSE subscribers in phase d")
@@ -54,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	strict := fs.Bool("strict", false, "exit 1 when a target is missed")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	heapProfile := fs.String("memprofile", "", "write a heap profile taken while phase c's streams are open to `file`")
 	verbose := fs.Bool("v", false, "log the service's warnings to standard error")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -96,6 +99,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if *heapProfile != "" {
+		f, err := os.Create(*heapProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "lastseen-load: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		runtime.MemProfileRate = 1 // every allocation, so small per-stream objects show
+		c.HeapProfile = f
 	}
 
 	rep, err := loadtest.Run(ctx, c)
