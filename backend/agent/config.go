@@ -6,9 +6,14 @@ import (
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
+// MinIdleAfter is the shortest idle threshold the agent accepts. Settings
+// offer 1–60 minutes (DESIGN §2); the command line may go this low for
+// kiosks and end-to-end tests.
+const MinIdleAfter = 5 * time.Second
+
 // Config is the agent's cadence and sender tuning.
 type Config struct {
-	// IdleAfter is the idle threshold (1–60 min).
+	// IdleAfter is the idle threshold (MinIdleAfter–60 min; 1–60 min in Settings).
 	IdleAfter time.Duration
 	// Interval is the beat interval while running (10 s – 5 min).
 	Interval time.Duration
@@ -89,8 +94,8 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error { return presence.Errorf(presence.EINVALID, format, args...) }
 	switch {
-	case c.IdleAfter < time.Minute || c.IdleAfter > time.Hour:
-		return bad("idle threshold must be 1 to 60 minutes, not %s", c.IdleAfter)
+	case c.IdleAfter < MinIdleAfter || c.IdleAfter > time.Hour:
+		return bad("idle threshold must be %s to 60 minutes, not %s", MinIdleAfter, c.IdleAfter)
 	case c.Interval < 10*time.Second || c.Interval > 5*time.Minute:
 		return bad("beat interval must be 10 s to 5 min, not %s", c.Interval)
 	case c.Jitter < 0 || c.Jitter > 0.5:

@@ -234,14 +234,17 @@ func (la *liveAgent) connect(svc *liveService, token string) {
 	}
 }
 
-// toggle produces n state changes (away, active, away…), each beaten at once.
+// toggle produces n state changes (away, active, away…), each beaten at
+// once; it returns when the last beat is written.
 func (la *liveAgent) toggle(n int) {
 	for i := range n {
-		if i%2 == 0 {
-			la.events <- OSEvent{Kind: Locked}
-		} else {
-			la.events <- OSEvent{Kind: Unlocked}
+		kind := Locked
+		if i%2 == 1 {
+			kind = Unlocked
 		}
+		done := make(chan struct{})
+		la.events <- OSEvent{Kind: kind, Done: func() { close(done) }}
+		<-done
 	}
 }
 
@@ -299,9 +302,8 @@ func TestIntegrationOutageAndRecovery(t *testing.T) {
 	if st := la.a.Status(); st.Reachable {
 		t.Fatalf("status during the outage: %+v", st)
 	}
-	queued := la.db.Depth()
-	if queued < 6 {
-		t.Fatalf("only %d beats queued during the outage", queued)
+	if d := la.db.Depth(); d < 6 {
+		t.Fatalf("only %d beats queued during the outage", d)
 	}
 	svc.up()
 	eventually(t, "outbox drained after the outage", la.drained)
@@ -466,8 +468,10 @@ func TestIntegrationWipedAgentStore(t *testing.T) {
 	// beats before it reaches the service.
 	second := startLiveAgent(t, "", nil)
 	second.toggle(5)
-	eventually(t, "beats queued", func() bool { return second.db.Depth() >= 6 })
 	queued := second.db.Depth()
+	if queued != 6 {
+		t.Fatalf("queued %d, want the start beat and 5 changes", queued)
+	}
 	second.connect(svc, token)
 	eventually(t, "wiped install delivered", second.drained)
 	if got := svc.lastSeq(did); got != high+queued {
@@ -496,7 +500,6 @@ func TestIntegrationRejectedBeatsQuarantined(t *testing.T) {
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	la := startLiveAgent(t, "", now)
 	la.toggle(3) // queued two hours "ago"
-	eventually(t, "beats queued", func() bool { return la.db.Depth() >= 4 })
 	offset.Store(0)
 	la.connect(svc, token)
 	la.toggle(1)

@@ -103,7 +103,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("zero WithDefaults = %+v", got)
 	}
 	bad := []func(*Config){
-		func(c *Config) { c.IdleAfter = 59 * time.Second },
+		func(c *Config) { c.IdleAfter = MinIdleAfter - time.Second },
 		func(c *Config) { c.IdleAfter = 61 * time.Minute },
 		func(c *Config) { c.Interval = 5 * time.Second },
 		func(c *Config) { c.Interval = 6 * time.Minute },

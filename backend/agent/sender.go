@@ -49,6 +49,7 @@ type sender struct {
 	mu        sync.Mutex
 	cfg       Config
 	up        Uploader
+	target    string // names up's service; the run loop records it (it alone writes the sent mark)
 	gen       uint64 // bumped by SetUploader
 	stopped   string // non-empty: credentials refused, nothing is sent until the uploader changes
 	failures  int
@@ -83,11 +84,11 @@ func poke(c chan struct{}) {
 // slate: no backoff, no refusal, and (when target names another service) a
 // one-beat probe first, to learn what that service already holds.
 func (s *sender) setUploader(ctx context.Context, u Uploader, target string) error {
-	if _, err := s.db.SetTarget(ctx, target); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.up = u
+	s.up, s.target = u, target
 	s.gen++
 	s.stopped = ""
 	s.failures = 0
@@ -160,13 +161,15 @@ func (s *sender) run(ctx context.Context) {
 	)
 	for ctx.Err() == nil {
 		s.mu.Lock()
-		up, g, stopped, cfg := s.up, s.gen, s.stopped, s.cfg
+		up, target, g, stopped, cfg := s.up, s.target, s.gen, s.stopped, s.cfg
 		s.mu.Unlock()
 		if !started || g != gen {
+			// Only this goroutine writes the target and the sent mark, so a
+			// switch can never interleave with a send to the old service.
 			started, gen, limit, factsSent = true, g, cfg.BatchSize, false
-			v, err := s.db.SentSeq(ctx)
+			v, err := s.switchTarget(ctx, target)
 			if err != nil {
-				s.fail(ctx, gen, fmt.Errorf("read sent mark: %w", err), false)
+				s.fail(ctx, gen, err, false)
 				started = false
 				continue
 			}
@@ -221,6 +224,19 @@ func (s *sender) run(ctx context.Context) {
 		}
 		s.handleError(ctx, gen, beats, err, &limit)
 	}
+}
+
+// switchTarget records the service now sent to and returns the sent mark for
+// it (zero for a service not talked to before).
+func (s *sender) switchTarget(ctx context.Context, target string) (int64, error) {
+	if _, err := s.db.SetTarget(ctx, target); err != nil {
+		return 0, err
+	}
+	v, err := s.db.SentSeq(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read sent mark: %w", err)
+	}
+	return v, nil
 }
 
 // handleError decides what a failed request means for the batch.

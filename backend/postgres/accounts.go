@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,6 +23,16 @@ func wakeOthers(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
+// maxNameLen bounds a user's display name, in characters.
+const maxNameLen = 100
+
+func validateName(name string) error {
+	if utf8.RuneCountInString(name) > maxNameLen {
+		return presence.Errorf(presence.EINVALID, "name must be at most %d characters", maxNameLen)
+	}
+	return nil
+}
+
 // CreateUser adds a user and returns a fresh user token, shown once.
 func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.User, string, error) {
 	if s.isClosed() {
@@ -31,8 +42,8 @@ func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.U
 		return presence.User{}, "", err
 	}
 	name = strings.TrimSpace(name)
-	if len(name) > 100 {
-		return presence.User{}, "", presence.Errorf(presence.EINVALID, "name must be at most 100 characters")
+	if err := validateName(name); err != nil {
+		return presence.User{}, "", err
 	}
 	token, hash := presence.NewToken(presence.UserToken)
 	var u presence.User
@@ -100,8 +111,8 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdat
 	var name, tz *string
 	if upd.Name != nil {
 		n := strings.TrimSpace(*upd.Name)
-		if len(n) > 100 {
-			return presence.User{}, presence.Errorf(presence.EINVALID, "name must be at most 100 characters")
+		if err := validateName(n); err != nil {
+			return presence.User{}, err
 		}
 		name = &n
 	}

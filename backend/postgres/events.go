@@ -223,8 +223,8 @@ func (s *Store) listen(ctx context.Context) {
 	cfg.RuntimeParams["application_name"] = listenerApp
 	failures := 0
 	delay := s.cfg.ReconnectMin
-	for ctx.Err() == nil {
-		conn, err := s.openListener(ctx, cfg)
+	for first := true; ctx.Err() == nil; first = false {
+		conn, err := s.openListener(ctx, cfg, !first)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -257,7 +257,7 @@ func (s *Store) listen(ctx context.Context) {
 	}
 }
 
-func (s *Store) openListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+func (s *Store) openListener(ctx context.Context, cfg *pgx.ConnConfig, again bool) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)
@@ -269,11 +269,17 @@ func (s *Store) openListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Con
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s.listenerPID.Store(conn.PgConn().PID())
-	// Whatever happened while nobody listened is in the tables.
+	// Whatever happened while nobody listened is in the tables. Open read
+	// everything just before the first connection: that one only needs the
+	// changes since.
 	if err := s.catchUp(cctx); err != nil {
 		s.log.Warn("postgres: catch-up after connect failed", "err", err)
 	}
-	if err := s.refreshFull(cctx); err != nil {
+	refresh := s.refreshSince
+	if again {
+		refresh = s.refreshFull
+	}
+	if err := refresh(cctx); err != nil {
 		s.log.Warn("postgres: refresh after connect failed", "err", err)
 	}
 	return conn, nil

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -62,7 +63,7 @@ func (s *Store) expire(ctx context.Context) error {
 		if len(got) == 0 {
 			return nil
 		}
-		slices.SortFunc(got, func(a, b expired) int { return int(a.row.dev.ID - b.row.dev.ID) })
+		slices.SortFunc(got, func(a, b expired) int { return cmp.Compare(a.row.dev.ID, b.row.dev.ID) })
 		var tailIDs []int64
 		for _, x := range got {
 			if x.tail != nil {
@@ -157,9 +158,17 @@ func (s *Store) confirm(ctx context.Context) {
 	if len(s.cache.suspects(s.now(), s.opts.Pulse)) == 0 {
 		return
 	}
+	// After a failure, reads answer from memory for a while rather than each
+	// waiting on a database that is not there.
+	if t := s.confirmFailed.Load(); t != 0 && time.Since(time.Unix(0, t)) < 5*time.Second {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.expire(ctx); err != nil {
+		s.confirmFailed.Store(time.Now().UnixNano())
 		s.log.Warn("postgres: confirming expiries failed; answering from memory", "err", err)
+		return
 	}
+	s.confirmFailed.Store(0)
 }

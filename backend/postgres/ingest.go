@@ -100,10 +100,7 @@ type devWork struct {
 	dirty  bool                    // the devices row must be written
 }
 
-func (w *devWork) entry() devEntry {
-	e := w.row.devEntry
-	return e
-}
+func (w *devWork) entry() devEntry { return w.row.devEntry }
 
 // commitIngest applies a group of Ingest requests in one transaction:
 //

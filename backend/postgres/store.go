@@ -144,7 +144,8 @@ type Store struct {
 	drainMu   sync.Mutex
 	lastEvent int64 // highest event id handed to Notify; under drainMu
 
-	listenerPID atomic.Uint32 // backend pid of the current listener connection
+	listenerPID   atomic.Uint32 // backend pid of the current listener connection
+	confirmFailed atomic.Int64  // when a read's expiry check last failed (unix ns)
 
 	// refreshMu orders refreshes; refreshedAt is the database time of the
 	// latest one, where the next incremental refresh starts.

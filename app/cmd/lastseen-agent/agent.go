@@ -94,8 +94,8 @@ var errAlreadyRunning = errors.New("already running for this data dir")
 
 // Open builds the agent: it takes the single-instance lock, opens both
 // databases, starts nothing yet.
-func Open(ctx context.Context, f Flags, log *slog.Logger) (m *Main, err error) {
-	m = &Main{flags: f, log: log, started: time.Now(), sampler: sysinfo.NewSampler(time.Now)}
+func Open(ctx context.Context, f Flags, log *slog.Logger) (_ *Main, err error) {
+	m := &Main{flags: f, log: log, started: time.Now(), sampler: sysinfo.NewSampler(time.Now)}
 	defer func() {
 		if err != nil {
 			m.Close()

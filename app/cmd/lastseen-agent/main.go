@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jezek/xgb"
 )
 
 // version is set by the build (-ldflags -X main.version=…).
@@ -134,6 +137,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lastseen-agent:", err)
 		os.Exit(2)
 	}
+	// xgb logs through its own global logger; the agent speaks through slog.
+	xgb.Logger = stdlog.New(io.Discard, "", 0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.DeviceRate.Burst, "device-burst", c.DeviceRate.Burst, "the service's per-device-token burst")
 	fs.Float64Var(&c.UserRate.PerSecond, "user-rate", c.UserRate.PerSecond, "the service's per-user-token rate limit, per second")
 	fs.IntVar(&c.UserRate.Burst, "user-burst", c.UserRate.Burst, "the service's per-user-token burst")
+	fs.StringVar(&c.Dir, "dir", "", "keep the database in this directory (default: a temporary one, removed)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	strict := fs.Bool("strict", false, "exit 1 when a target is missed")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")

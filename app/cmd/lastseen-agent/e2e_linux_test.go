@@ -1,0 +1,339 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lastseen/lastseen/app/tray/traydbus"
+	"github.com/lastseen/lastseen/backend/agentdb"
+	"github.com/lastseen/lastseen/backend/httpapi"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+// need finds a tool or skips; with LASTSEEN_REQUIRE_DESKTOP=1 (CI) a missing
+// tool fails the test instead, so the end-to-end run cannot silently vanish.
+func need(t *testing.T, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not installed (Debian package %s; `make test` installs it)", tool, pkg)
+	if os.Getenv("LASTSEEN_REQUIRE_DESKTOP") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// buildBinary builds a main package of this module into dir.
+func buildBinary(t *testing.T, dir, pkg, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = filepath.Join("..", "..", "..")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func startXvfb(t *testing.T) string {
+	bin := need(t, "Xvfb", "xvfb")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "1024x768x24")
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	if err != nil {
+		t.Fatalf("Xvfb did not report its display: %v", err)
+	}
+	return ":" + strings.TrimSpace(line)
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// service is a real lastseend process on a fixed loopback address, so it can
+// be killed and started again on the same address and database.
+type service struct {
+	t    *testing.T
+	bin  string
+	addr string
+	db   string
+	cmd  *exec.Cmd
+}
+
+func (s *service) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.bin, "serve", "--addr", s.addr, "--db", s.db, "--log-level", "warn")
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	c := httpapi.NewClient("http://"+s.addr, "", nil)
+	waitFor(s.t, 10*time.Second, "lastseend to answer /healthz", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return c.Health(ctx) == nil
+	})
+}
+
+func (s *service) kill() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+}
+
+func (s *service) admin(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command(s.bin, append(args, "--db", s.db)...).Output()
+	if err != nil {
+		s.t.Fatalf("lastseend %v: %v", args, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		if ok() {
+			return time.Since(start)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", limit, what)
+	return 0
+}
+
+// TestAgentEndToEnd runs the real lastseen-agent binary with its tray on a
+// private session bus and a real X server, against a real lastseend: idle
+// follows real X input, a service outage loses nothing, the tray's menu is
+// clicked over D-Bus, and SIGTERM records offline at once.
+func TestAgentEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs binaries")
+	}
+	xdotool := need(t, "xdotool", "xdotool")
+	need(t, "dbus-daemon", "dbus")
+	display := startXvfb(t)
+	busDir, err := os.MkdirTemp("", "lsbus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(busDir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bus, err := traydbus.StartBus(ctx, busDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	conn, err := bus.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher, err := traydbus.StartWatcher(conn) // stands in for the panel
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+
+	dir := t.TempDir()
+	svc := &service{t: t, bin: buildBinary(t, dir, "./backend/cmd/lastseend", "lastseend"), addr: freePort(t), db: filepath.Join(dir, "svc.db")}
+	agentBin := buildBinary(t, dir, "./app/cmd/lastseen-agent", "lastseen-agent")
+	svc.admin("user", "add", "ada", "--name", "Ada")
+	svc.admin("user", "add", "grace") // another user on the server must not matter
+	devToken := svc.admin("device", "add", "ada", "laptop")
+	svc.start()
+	t.Cleanup(svc.kill)
+
+	move := func() {
+		x := 100 + time.Now().Nanosecond()%400
+		if out, err := exec.Command(xdotool, "mousemove", fmt.Sprint(x), "200").CombinedOutput(); err != nil {
+			t.Errorf("xdotool: %v %s", err, out)
+		}
+	}
+	xenv := []string{"DISPLAY=" + display, "XDG_SESSION_TYPE=x11"}
+	t.Setenv("DISPLAY", display) // for xdotool
+	move()
+
+	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := exec.Command(agentBin, "--data-dir", filepath.Join(dir, "agent"),
+		"--server", "http://"+svc.addr, "--token", devToken, "--idle-after", "5s", "--interval", "10s")
+	agent.Env = append(os.Environ(), append(xenv, bus.Env(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))...)
+	agent.Stdout, agent.Stderr = agentLog, agentLog
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- agent.Wait() }()
+	t.Cleanup(func() {
+		agent.Process.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(agentLog.Name())
+			t.Logf("agent log:\n%s", b)
+		}
+	})
+
+	c := httpapi.NewClient("http://"+svc.addr, devToken, nil)
+	status := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		d, err := c.Devices(ctx)
+		if err != nil || len(d.Devices) != 1 {
+			return fmt.Sprintf("error %v %+v", err, d)
+		}
+		return string(d.Devices[0].Status)
+	}
+	waitState := func(limit time.Duration, want presence.State) time.Duration {
+		t.Helper()
+		return waitFor(t, limit, "the device to be "+string(want)+" on the service", func() bool { return status() == string(want) })
+	}
+
+	t.Run("active on real input", func(t *testing.T) {
+		move()
+		waitState(10*time.Second, presence.Active)
+	})
+	t.Run("idle after the threshold without input", func(t *testing.T) {
+		waitState(15*time.Second, presence.Idle)
+	})
+	t.Run("active again after xdotool input", func(t *testing.T) {
+		move()
+		waitState(6*time.Second, presence.Active)
+	})
+
+	t.Run("an outage loses nothing: the span comes out whole", func(t *testing.T) {
+		stopMoving := make(chan struct{})
+		moved := make(chan struct{})
+		go func() {
+			defer close(moved)
+			tk := time.NewTicker(time.Second)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stopMoving:
+					return
+				case <-tk.C:
+					move()
+				}
+			}
+		}()
+		defer func() { close(stopMoving); <-moved }()
+		time.Sleep(2 * time.Second)
+		killedAt := time.Now()
+		svc.kill()
+		time.Sleep(25 * time.Second) // beats every 10 s queue in the outbox
+		svc.start()
+		restartedAt := time.Now()
+		// The backlog replays; the open span must reach past the restart
+		// as one span, with no gap where the service was down.
+		waitFor(t, 60*time.Second, "one active span across the outage", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			s, err := c.Sessions(ctx, httpapi.SessionsQuery{From: killedAt.Add(-time.Second), State: "active"})
+			if err != nil {
+				return false
+			}
+			for _, sp := range s.Sessions {
+				if sp.Start.Before(killedAt) && sp.End.After(restartedAt) {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("tray: Invisible over D-Bus turns the device offline", func(t *testing.T) {
+		item, err := watcher.WaitItem(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		menu, err := traydbus.ItemMenu(ctx, conn, item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		move()
+		if err := menu.Click(ctx, "Invisible"); err != nil {
+			t.Fatal(err)
+		}
+		took := waitState(5*time.Second, presence.Offline)
+		t.Logf("invisible reached the service in %s", took.Round(time.Millisecond))
+		root, err := menu.Layout(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, ok := root.Find("Invisible"); !ok || !n.Checked {
+			t.Fatalf("Invisible is not checked in the menu:\n%s", root)
+		}
+		if err := menu.Click(ctx, "Automatic"); err != nil {
+			t.Fatal(err)
+		}
+		move()
+		waitState(6*time.Second, presence.Active)
+	})
+
+	t.Run("SIGTERM records offline within two seconds", func(t *testing.T) {
+		move()
+		if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		took := waitState(2*time.Second, presence.Offline)
+		t.Logf("offline reached the service %s after SIGTERM", took.Round(time.Millisecond))
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("agent exit: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("agent did not exit after SIGTERM")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "agent", "agent.json")); !os.IsNotExist(err) {
+			t.Fatalf("agent.json left behind after exit: %v", err)
+		}
+	})
+
+	// Every beat was acknowledged: nothing is left queued and nothing was
+	// quarantined.
+	db, err := agentdb.Open(filepath.Join(dir, "agent", agentDBFile), agentdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stats, err := db.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.OutboxDepth != 0 || stats.Quarantined != 0 || stats.Dropped != 0 {
+		t.Fatalf("after a clean exit: outbox %d, quarantined %d, dropped %d; want all zero", stats.OutboxDepth, stats.Quarantined, stats.Dropped)
+	}
+}
