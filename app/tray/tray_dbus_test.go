@@ -92,7 +92,8 @@ type child struct {
 	stdin  io.WriteCloser
 	lines  chan string
 	stderr *syncBuffer
-	done   chan error
+	exited chan struct{} // closed when the process has ended
+	err    error         // its exit error, once exited is closed
 }
 
 type syncBuffer struct {
@@ -124,7 +125,7 @@ func startChild(t *testing.T, bus *traydbus.Bus, first tray.Status) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -136,14 +137,14 @@ func startChild(t *testing.T, bus *traydbus.Bus, first tray.Status) *child {
 		}
 		close(c.lines)
 	}()
-	go func() { c.done <- cmd.Wait() }()
+	go func() { c.err = cmd.Wait(); close(c.exited) }()
 	t.Cleanup(func() {
 		stdin.Close()
 		select {
-		case <-c.done:
+		case <-c.exited:
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
-			<-c.done
+			<-c.exited
 		}
 		if t.Failed() {
 			t.Logf("tray log:\n%s", c.stderr)
@@ -320,9 +321,9 @@ Quit
 	c.expect(t, "quit")
 	c.expect(t, "exited")
 	select {
-	case err := <-c.done:
-		if err != nil {
-			t.Errorf("tray process: %v", err)
+	case <-c.exited:
+		if c.err != nil {
+			t.Errorf("tray process: %v", c.err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("tray did not exit after Quit")

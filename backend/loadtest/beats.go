@@ -213,69 +213,101 @@ func pacedLoop(ctx context.Context, c *client, devs []*device, workers, batch in
 	return all, elapsed
 }
 
-// runThroughput is phase (a): the minimal handler and lastseend, each after
-// a warm-up, with the same client settings and concurrency.
-func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*ThroughputResult, error) {
+// target is one server under load: its client, its devices, and what the
+// load saw of it over all rounds.
+type target struct {
+	cl    *client
+	devs  []*device
+	t     tally
+	spent time.Duration
+}
+
+// pair is the minimal handler and lastseend, each with its own client of
+// identical settings. The minimal handler gets devices of its own so that
+// lastseend's seqs stay continuous; tokens and seqs mean nothing to it.
+func pair(c Config, svc *service, f *fleet) (minimal, ours *target, stop func(), err error) {
 	min, err := startServer(minimalHandler(), nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer min.close()
-	// The minimal handler gets devices of its own so lastseend's seqs stay
-	// continuous; tokens and seqs mean nothing to it.
-	minDevs := make([]*device, len(f.devices))
+	shadow := make([]*device, len(f.devices))
 	for i, d := range f.devices {
-		minDevs[i] = &device{id: d.id, token: d.token}
+		shadow[i] = &device{id: d.id, token: d.token}
 	}
-	// The two alternate in short rounds, each going first every other
-	// round, so background load that comes and goes weighs on both alike.
-	type target struct {
-		cl    *client
-		devs  []*device
-		t     tally
-		spent time.Duration
+	minimal = &target{cl: newClient(min.url, c.Concurrency, false), devs: shadow}
+	ours = &target{cl: newClient(svc.http.url, c.Concurrency, true), devs: f.devices}
+	stop = func() {
+		minimal.cl.close()
+		ours.cl.close()
+		min.close()
 	}
-	ts := []*target{
-		{cl: newClient(min.url, c.Concurrency, false), devs: minDevs},
-		{cl: newClient(svc.http.url, c.Concurrency, true), devs: f.devices},
-	}
-	for _, t := range ts {
-		defer t.cl.close()
-		if c.Warmup > 0 {
-			closedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, c.Warmup)
-		}
-	}
+	return minimal, ours, stop, nil
+}
+
+// alternate runs the two targets in c.Rounds rounds of c.Duration/Rounds
+// each, the first going first every other round, so background load that
+// comes and goes weighs on both alike.
+func alternate(ctx context.Context, c Config, a, b *target, run func(*target, time.Duration) (*tally, time.Duration)) error {
 	per := c.Duration / time.Duration(c.Rounds)
+	ts := []*target{a, b}
 	for r := range c.Rounds {
 		for i := range ts {
 			t := ts[(i+r)%2]
-			got, el := closedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, per)
+			got, el := run(t, per)
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 			t.t.merge(got)
 			t.spent += el
 		}
 	}
-	var res ThroughputResult
-	res.Minimal, res.Ours = statsOf(&ts[0].t, ts[0].spent), statsOf(&ts[1].t, ts[1].spent)
+	return nil
+}
+
+// runThroughput is phase (a): the minimal handler and lastseend as fast as
+// they answer, after a warm-up each, with the same client settings and
+// concurrency.
+func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*ThroughputResult, error) {
+	minimal, ours, stop, err := pair(c, svc, f)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	run := func(t *target, d time.Duration) (*tally, time.Duration) {
+		return closedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, d)
+	}
+	if c.Warmup > 0 {
+		run(minimal, c.Warmup)
+		run(ours, c.Warmup)
+	}
+	if err := alternate(ctx, c, minimal, ours, run); err != nil {
+		return nil, err
+	}
+	res := ThroughputResult{Minimal: statsOf(&minimal.t, minimal.spent), Ours: statsOf(&ours.t, ours.spent)}
 	if res.Minimal.PerSecond > 0 {
 		res.Ratio = res.Ours.PerSecond / res.Minimal.PerSecond
 	}
 	return &res, nil
 }
 
-// runPaced is phase (b).
+// runPaced is phase (b): lastseend paced at the given rate, and the minimal
+// handler paced alike in alternating rounds as the reference for what the
+// machine itself adds to the tail.
 func runPaced(ctx context.Context, c Config, svc *service, f *fleet) (*PacedResult, error) {
 	rate := c.PacedRate / float64(c.BatchSize) // requests per second
 	if rate <= 0 {
 		return nil, fmt.Errorf("no rate to pace at")
 	}
-	cl := newClient(svc.http.url, c.Concurrency, true)
-	defer cl.close()
-	t, el := pacedLoop(ctx, cl, f.devices, c.Concurrency, c.BatchSize, rate, c.Duration)
-	if err := ctx.Err(); err != nil {
+	minimal, ours, stop, err := pair(c, svc, f)
+	if err != nil {
 		return nil, err
 	}
-	return &PacedResult{Offered: c.PacedRate, Stats: statsOf(t, el)}, nil
+	defer stop()
+	run := func(t *target, d time.Duration) (*tally, time.Duration) {
+		return pacedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, rate, d)
+	}
+	if err := alternate(ctx, c, ours, minimal, run); err != nil {
+		return nil, err
+	}
+	return &PacedResult{Offered: c.PacedRate, Stats: statsOf(&ours.t, ours.spent), Minimal: statsOf(&minimal.t, minimal.spent)}, nil
 }

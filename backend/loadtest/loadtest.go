@@ -43,8 +43,8 @@ type Config struct {
 	// Duration is how long each measured run of phases (a) and (b) lasts;
 	// Warmup runs before each measured run of (a) and is not counted.
 	Duration, Warmup time.Duration
-	// Rounds splits phase (a)'s Duration into alternating rounds of the
-	// minimal handler and lastseend.
+	// Rounds splits the Duration of phases (a) and (b) into alternating
+	// rounds of the minimal handler and lastseend.
 	Rounds int
 	// BatchSize is the number of beats per request.
 	BatchSize int

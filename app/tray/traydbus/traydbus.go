@@ -7,10 +7,10 @@ package traydbus
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -55,7 +55,10 @@ func StartBus(ctx context.Context, dir string) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start session bus: %w", err)
 	}
-	cmd.Stderr = os.Stderr
+	// The daemon grumbles on stderr about fd limits it may not raise; keep
+	// that for the error message when it fails to start.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start session bus: %w", err)
 	}
@@ -75,7 +78,7 @@ func StartBus(ctx context.Context, dir string) (*Bus, error) {
 	case addr, ok := <-lines:
 		if !ok || addr == "" {
 			b.Close()
-			return nil, errors.New("start session bus: dbus-daemon printed no address")
+			return nil, fmt.Errorf("start session bus: dbus-daemon printed no address: %s", strings.TrimSpace(stderr.String()))
 		}
 		b.Address = strings.TrimSpace(addr)
 		return b, nil
