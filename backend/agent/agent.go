@@ -98,6 +98,7 @@ type Agent struct {
 
 	wake    chan struct{} // cap 1: mode or config changed
 	running atomic.Bool
+	beatNow atomic.Bool // the service changed: beat at once
 
 	mu      sync.Mutex
 	cfg     Config
@@ -297,7 +298,19 @@ func (a *Agent) Config() Config {
 // seqs for this device is noticed before any beat is lost. A new uploader
 // also ends a token refusal and any backoff.
 func (a *Agent) SetUploader(ctx context.Context, u Uploader, target string) error {
-	return a.s.setUploader(ctx, u, target)
+	a.s.mu.Lock()
+	switched := a.s.up != nil && a.s.target != target
+	a.s.mu.Unlock()
+	if err := a.s.setUploader(ctx, u, target); err != nil {
+		return err
+	}
+	if switched {
+		// A service switched to at run time hears the current state at
+		// once, not at the next interval.
+		a.beatNow.Store(true)
+		poke(a.wake)
+	}
+	return nil
 }
 
 // Diagnostics gathers the outbox, quarantine and sync details.

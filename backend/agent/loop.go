@@ -162,7 +162,9 @@ func (l *loop) evaluate(wctx context.Context, now time.Time) {
 	}
 	local, send := decide(mode, real, l.suspended)
 	changed := local != l.lastLocal || send != l.lastSent
-	due := !l.nextBeat.IsZero() && !now.Before(l.nextBeat)
+	// A new service hears the current state at once rather than at the next
+	// interval; with nothing being sent (offline, invisible) it hears nothing.
+	due := !l.nextBeat.IsZero() && (!now.Before(l.nextBeat) || a.beatNow.Swap(false))
 	if changed || due {
 		l.beat(wctx, now, local, send, cfg)
 	}

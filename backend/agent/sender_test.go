@@ -471,3 +471,32 @@ func TestNoUploaderQueuesEverything(t *testing.T) {
 		r.stop() // quits at once: nothing to flush to
 	})
 }
+
+// Switching services at run time: the new one hears the current state at
+// once, not an interval later; an invisible agent tells the new one nothing.
+func TestSwitchingServiceBeatsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{}, "")
+		first, second, third := &fakeService{}, &fakeService{}, &fakeService{}
+		r.setUploader(first, "first")
+		r.start()
+		r.advance(time.Second)
+		if len(first.got()) != 1 {
+			t.Fatalf("first service got %d beats at start, want 1", len(first.got()))
+		}
+		r.setUploader(second, "second")
+		r.advance(time.Second) // far less than the 30 s interval
+		if got := states(second.got()); len(got) != 1 || got[0] != presence.Active {
+			t.Fatalf("second service got %v within a second of the switch, want [active]", got)
+		}
+		if err := r.a.SetMode(context.Background(), Invisible, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		r.advance(time.Second)
+		r.setUploader(third, "third")
+		r.advance(time.Second)
+		if got := third.got(); len(got) != 0 {
+			t.Fatalf("an invisible agent told the new service %v", states(got))
+		}
+	})
+}

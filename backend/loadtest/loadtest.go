@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -66,7 +67,8 @@ type Config struct {
 	// HeapProfile, when set, receives a heap profile taken while phase (c)'s
 	// streams are open (set runtime.MemProfileRate early for a precise one).
 	HeapProfile io.Writer
-	// Dir holds the temporary database; empty means a fresh temp dir.
+	// Dir, when set, keeps each run's database in a new directory under it;
+	// by default it goes to a temporary directory that is removed.
 	Dir string
 	// Logger receives the service's log (warnings and up are enough).
 	Logger *slog.Logger
@@ -136,16 +138,19 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	dir := c.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "lastseen-load-")
-		if err != nil {
-			return nil, fmt.Errorf("temp dir: %w", err)
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	// A fresh directory per run: the fleet's user would clash with a
+	// previous run's. Under Dir it is kept for inspection.
+	dir, err := os.MkdirTemp(c.Dir, "lastseen-load-")
+	if err != nil {
+		return nil, fmt.Errorf("database dir: %w", err)
+	}
+	if c.Dir == "" {
+		defer os.RemoveAll(dir)
 	}
 	rep := &Report{Config: configView(c)}
+	if c.Dir != "" {
+		rep.Config.DB = filepath.Join(dir, "load.db")
+	}
 
 	svc, err := startService(dir, c)
 	if err != nil {

@@ -38,6 +38,7 @@ type ConfigView struct {
 	GOMAXPROCS       int     `json:"gomaxprocs"`
 	Phases           string  `json:"phases"`
 	PacedRateOffered float64 `json:"paced_rate,omitempty"`
+	DB               string  `json:"db,omitempty"` // kept database, with --dir
 }
 
 func configView(c Config) ConfigView {

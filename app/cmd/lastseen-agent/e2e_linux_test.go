@@ -119,19 +119,6 @@ func (s *service) admin(args ...string) string {
 	return lines[len(lines)-1]
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < limit {
-		if ok() {
-			return time.Since(start)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", limit, what)
-	return 0
-}
-
 // TestAgentEndToEnd runs the real lastseen-agent binary with its tray on a
 // private session bus and a real X server, against a real lastseend: idle
 // follows real X input, a service outage loses nothing, the tray's menu is

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	tests := []struct {
+		name   string
+		args   []string
+		getenv func(string) string
+		want   func(Flags) bool
+		err    string
+	}{
+		{name: "defaults", args: nil, getenv: noEnv,
+			want: func(f Flags) bool { return f.DataDir != "" && !f.explicitDataDir && f.Server == "" && !f.Headless }},
+		{name: "data dir is made absolute", args: []string{"--data-dir", "rel/dir"}, getenv: noEnv,
+			want: func(f Flags) bool { return filepath.IsAbs(f.DataDir) && f.explicitDataDir }},
+		{name: "remote service", args: []string{"--server", "https://p.example", "--token", "ls_dev_abc"}, getenv: noEnv,
+			want: func(f Flags) bool { return f.Server == "https://p.example" && f.Token == "ls_dev_abc" }},
+		{name: "environment twins", args: nil,
+			getenv: env(map[string]string{"LASTSEEN_DATA_DIR": "/tmp/x", "LASTSEEN_IDLE_AFTER": "2m", "LASTSEEN_HEADLESS": "1"}),
+			want: func(f Flags) bool {
+				return f.DataDir == "/tmp/x" && f.IdleAfter == 2*time.Minute && f.Headless && f.explicitDataDir
+			}},
+		{name: "a flag wins over its twin", args: []string{"--interval", "15s"},
+			getenv: env(map[string]string{"LASTSEEN_INTERVAL": "60s"}),
+			want:   func(f Flags) bool { return f.Interval == 15*time.Second }},
+		{name: "server without token", args: []string{"--server", "https://p.example"}, getenv: noEnv, err: "go together"},
+		{name: "a user token is not a device token", args: []string{"--server", "https://p", "--token", "ls_usr_x"}, getenv: noEnv, err: "device token"},
+		{name: "idle threshold too short", args: []string{"--idle-after", "1s"}, getenv: noEnv, err: "--idle-after"},
+		{name: "interval too long", args: []string{"--interval", "1h"}, getenv: noEnv, err: "--interval"},
+		{name: "stray argument", args: []string{"serve"}, getenv: noEnv, err: "unexpected argument"},
+		{name: "unknown flag", args: []string{"--nope"}, getenv: noEnv, err: "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := ParseFlags(tt.args, tt.getenv, io.Discard)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(f) {
+				t.Fatalf("flags %+v", f)
+			}
+		})
+	}
+}
+
+func TestSingleInstance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), lockFile)
+	first, err := acquireLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acquireLock(path); !errors.Is(err, errAlreadyRunning) {
+		t.Fatalf("second lock: %v, want errAlreadyRunning", err)
+	}
+	if err := first.release(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := acquireLock(path)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again.release()
+}
+
+func TestLocalHandle(t *testing.T) {
+	h := localHandle()
+	if h == "" || len(h) > 39 || strings.ToLower(h) != h {
+		t.Fatalf("handle %q", h)
+	}
+}
+
+func TestCheckServerURL(t *testing.T) {
+	for _, ok := range []string{"https://p.example.com", "http://127.0.0.1:8080/", "https://host/prefix"} {
+		if _, err := checkServerURL(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "p.example.com", "ftp://x", "https://user:pw@x", "https://x/?q=1", "javascript:alert(1)"} {
+		if _, err := checkServerURL(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
