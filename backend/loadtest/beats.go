@@ -244,21 +244,20 @@ func pair(c Config, svc *service, f *fleet) (minimal, ours *target, stop func(),
 	return minimal, ours, stop, nil
 }
 
-// alternate runs the two targets in c.Rounds rounds of c.Duration/Rounds
-// each, the first going first every other round, so background load that
-// comes and goes weighs on both alike.
-func alternate(ctx context.Context, c Config, a, b *target, run func(*target, time.Duration) (*tally, time.Duration)) error {
+// alternate runs the targets in c.Rounds rounds of c.Duration/Rounds each,
+// rotating which goes first, so background load that comes and goes weighs
+// on all of them alike. run gets the target's index.
+func alternate(ctx context.Context, c Config, ts []*target, run func(int, *target, time.Duration) (*tally, time.Duration)) error {
 	per := c.Duration / time.Duration(c.Rounds)
-	ts := []*target{a, b}
 	for r := range c.Rounds {
 		for i := range ts {
-			t := ts[(i+r)%2]
-			got, el := run(t, per)
+			k := (i + r) % len(ts)
+			got, el := run(k, ts[k], per)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			t.t.merge(got)
-			t.spent += el
+			ts[k].t.merge(got)
+			ts[k].spent += el
 		}
 	}
 	return nil
@@ -273,14 +272,14 @@ func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*Thro
 		return nil, err
 	}
 	defer stop()
-	run := func(t *target, d time.Duration) (*tally, time.Duration) {
+	run := func(_ int, t *target, d time.Duration) (*tally, time.Duration) {
 		return closedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, d)
 	}
 	if c.Warmup > 0 {
-		run(minimal, c.Warmup)
-		run(ours, c.Warmup)
+		run(0, minimal, c.Warmup)
+		run(1, ours, c.Warmup)
 	}
-	if err := alternate(ctx, c, minimal, ours, run); err != nil {
+	if err := alternate(ctx, c, []*target{minimal, ours}, run); err != nil {
 		return nil, err
 	}
 	res := ThroughputResult{Minimal: statsOf(&minimal.t, minimal.spent), Ours: statsOf(&ours.t, ours.spent)}
@@ -290,12 +289,14 @@ func runThroughput(ctx context.Context, c Config, svc *service, f *fleet) (*Thro
 	return &res, nil
 }
 
-// runPaced is phase (b): lastseend paced at the given rate, and the minimal
-// handler paced alike in alternating rounds as the reference for what the
-// machine itself adds to the tail.
+// runPaced is phase (b): lastseend paced at the given rate, with two
+// references paced alike in alternating rounds: the minimal handler at the
+// same rate (the tail the machine adds at that rate), and, when phase (a)
+// measured it, the minimal handler at half of its own max (the tail any
+// handler shows at the same relative load, client and server sharing the
+// CPUs).
 func runPaced(ctx context.Context, c Config, svc *service, f *fleet) (*PacedResult, error) {
-	rate := c.PacedRate / float64(c.BatchSize) // requests per second
-	if rate <= 0 {
+	if c.PacedRate <= 0 {
 		return nil, fmt.Errorf("no rate to pace at")
 	}
 	minimal, ours, stop, err := pair(c, svc, f)
@@ -303,11 +304,23 @@ func runPaced(ctx context.Context, c Config, svc *service, f *fleet) (*PacedResu
 		return nil, err
 	}
 	defer stop()
-	run := func(t *target, d time.Duration) (*tally, time.Duration) {
-		return pacedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, rate, d)
+	ts := []*target{ours, minimal}
+	rates := []float64{c.PacedRate, c.PacedRate}
+	var own *target
+	if c.minimalMax > 0 {
+		own = &target{cl: minimal.cl, devs: minimal.devs}
+		ts, rates = append(ts, own), append(rates, c.minimalMax/2)
 	}
-	if err := alternate(ctx, c, ours, minimal, run); err != nil {
+	run := func(i int, t *target, d time.Duration) (*tally, time.Duration) {
+		return pacedLoop(ctx, t.cl, t.devs, c.Concurrency, c.BatchSize, rates[i]/float64(c.BatchSize), d)
+	}
+	if err := alternate(ctx, c, ts, run); err != nil {
 		return nil, err
 	}
-	return &PacedResult{Offered: c.PacedRate, Stats: statsOf(&ours.t, ours.spent), Minimal: statsOf(&minimal.t, minimal.spent)}, nil
+	res := &PacedResult{Offered: c.PacedRate, Stats: statsOf(&ours.t, ours.spent), Minimal: statsOf(&minimal.t, minimal.spent)}
+	if own != nil {
+		st := statsOf(&own.t, own.spent)
+		res.MinimalOwnHalf, res.MinimalOwnHalfRate = &st, c.minimalMax/2
+	}
+	return res, nil
 }

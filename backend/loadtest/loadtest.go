@@ -60,6 +60,9 @@ type Config struct {
 	// uses PacedRate.
 	Phases    string
 	PacedRate float64
+	// minimalMax is phase (a)'s rate of the minimal handler, for (b)'s
+	// reference at the same relative load.
+	minimalMax float64
 	// DeviceRate and UserRate are the service's per-token limits. The load
 	// drives each device far faster than a real agent does, so they are
 	// generous; they are reported so nobody mistakes them for production's.
@@ -170,6 +173,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		}
 		rep.Throughput = tp
 		c.PacedRate = tp.Ours.PerSecond / 2
+		c.minimalMax = tp.Minimal.PerSecond
 	}
 	if c.has('b') {
 		c.progress("(b) paced at %.0f beats/s for %s", c.PacedRate, c.Duration)

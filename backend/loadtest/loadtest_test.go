@@ -29,7 +29,7 @@ func TestRunSmall(t *testing.T) {
 	if tp == nil || tp.Ours.Beats == 0 || tp.Minimal.Beats == 0 || tp.Ours.Failed != 0 || tp.Ours.Duplicates != 0 || tp.Ratio <= 0 {
 		t.Fatalf("throughput = %+v", tp)
 	}
-	if p := rep.Paced; p == nil || p.Stats.Failed != 0 || p.Stats.Beats == 0 || p.Stats.Duplicates != 0 || p.Minimal.Beats == 0 {
+	if p := rep.Paced; p == nil || p.Stats.Failed != 0 || p.Stats.Beats == 0 || p.Stats.Duplicates != 0 || p.Minimal.Beats == 0 || p.MinimalOwnHalf == nil || p.MinimalOwnHalf.Beats == 0 {
 		t.Fatalf("paced = %+v", p)
 	}
 	if m := rep.IdleSSE; m == nil || m.Streams != 20 || m.GrossGoBytes <= 0 {

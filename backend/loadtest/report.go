@@ -90,6 +90,11 @@ type PacedResult struct {
 	Offered float64  `json:"offered_beats_per_s"`
 	Stats   RunStats `json:"lastseend"`
 	Minimal RunStats `json:"minimal"`
+	// MinimalOwnHalf is the minimal handler paced at half of its own max
+	// (MinimalOwnHalfRate): what the same relative load costs any handler
+	// here. Set when phase (a) ran.
+	MinimalOwnHalf     *RunStats `json:"minimal_own_half,omitempty"`
+	MinimalOwnHalfRate float64   `json:"minimal_own_half_rate,omitempty"`
 }
 
 // IdleSSEResult is phase (c). Gross is the whole process's growth per
@@ -222,6 +227,10 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "(b) paced open-loop at %.0f beats/s, half of lastseend's max, %d alternating rounds (latency from each request's due time)\n", p.Offered, c.Rounds)
 		run("minimal net/http", p.Minimal)
 		run("lastseend", p.Stats)
+		if o := p.MinimalOwnHalf; o != nil {
+			fmt.Fprintf(w, "    reference: the minimal handler at half of its own max (%.0f beats/s), the same relative load:\n", p.MinimalOwnHalfRate)
+			run("minimal net/http", *o)
+		}
 		fmt.Fprintln(w)
 	}
 	if m := r.IdleSSE; m != nil {

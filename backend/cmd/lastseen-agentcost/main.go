@@ -9,6 +9,8 @@
 // It runs, at once, the baseline, `lastseen-agent --headless` and (unless
 // --tray=false) `lastseen-agent` with its tray, each in its own data dir and
 // home, all in local mode (the agent's embedded service gets every beat).
+// The tray run starts from a copy of the binary: two processes mapping one
+// file share its page cache, which would halve each one's PSS.
 // After a warm-up that is not counted, it reads /proc for --duration:
 //
 //   - memory: VmRSS and VmHWM from /proc/PID/status, PSS from
@@ -29,7 +31,7 @@
 //
 //	lastseen-agentcost [--agent PATH] [--baseline PATH] [--duration 10m]
 //	                   [--warmup 10s] [--sample 1s] [--tray=true] [--dir DIR]
-//	                   [--json] [--strict]
+//	                   [--env KEY=VALUE]... [--json] [--strict]
 package main
 
 import (
@@ -43,6 +45,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -63,6 +66,10 @@ type Config struct {
 	Sample   time.Duration // how often memory is sampled
 	Tray     bool          // also measure the agent with its tray
 	Dir      string        // keep logs and data dirs here; "" means a temporary dir, removed
+	// Env is added to every measured process's environment (KEY=VALUE),
+	// the baseline's too, so both stay the same Go runtime under test:
+	// GOMAXPROCS=1 or GODEBUG=updatemaxprocs=0 for instance.
+	Env      []string
 	Targets  Targets
 	Progress io.Writer // one line per phase; nil for none
 }
@@ -78,6 +85,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--warmup must not be negative, not %s", c.Warmup)
 	case c.Sample <= 0 || c.Sample > c.Duration:
 		return fmt.Errorf("--sample must be positive and at most --duration, not %s", c.Sample)
+	}
+	for _, kv := range c.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("--env wants KEY=VALUE, not %q", kv)
+		}
 	}
 	for _, p := range []string{c.Agent, c.Baseline} {
 		if fi, err := os.Stat(p); err != nil {
@@ -105,6 +117,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "time from start to the window, not measured")
 	fs.DurationVar(&c.Sample, "sample", c.Sample, "how often RSS and PSS are sampled")
 	fs.BoolVar(&c.Tray, "tray", true, "also measure the agent with its tray (on the private session bus)")
+	fs.Func("env", "add `KEY=VALUE` to every measured process's environment (repeatable)", func(v string) error {
+		c.Env = append(c.Env, v)
+		return nil
+	})
 	fs.StringVar(&c.Dir, "dir", "", "keep the agents' data dirs and logs in this `directory` (default: a temporary one, removed)")
 	fs.Float64Var(&c.Targets.RSSMiB, "max-rss", c.Targets.RSSMiB, "target: highest RSS in MiB")
 	fs.Float64Var(&c.Targets.CPUPercent, "max-cpu", c.Targets.CPUPercent, "target: % of one core")
@@ -166,5 +182,6 @@ func newReport(c Config) *Report {
 		CPUs:       runtime.NumCPU(),
 		ClockTicks: clockTicks(),
 		Targets:    c.Targets,
+		Env:        c.Env,
 	}
 }

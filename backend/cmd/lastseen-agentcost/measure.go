@@ -8,6 +8,8 @@ type Cost struct {
 	RSSFinalMiB float64 `json:"rss_final_mib"` // VmRSS at the end
 	PSSMaxMiB   float64 `json:"pss_max_mib"`
 	PSSFinalMiB float64 `json:"pss_final_mib"`
+	AnonMiB     float64 `json:"anon_mib"` // final RSS that is private memory: heap, stacks, C allocations
+	FileMiB     float64 `json:"file_mib"` // final RSS that is mapped files: the binary's pages, libraries
 	PeakMiB     float64 `json:"peak_mib"` // VmHWM: the peak since exec, start-up included
 
 	CPUTicks     uint64  `json:"cpu_ticks"`       // utime+stime in the window
@@ -61,6 +63,8 @@ func (t *tracker) cost(window time.Duration, hz uint64) Cost {
 		RSSFinalMiB: float64(t.end.RSSKiB) / mib,
 		PSSMaxMiB:   float64(t.maxPSS) / mib,
 		PSSFinalMiB: float64(t.end.PSSKiB) / mib,
+		AnonMiB:     float64(t.end.AnonKiB) / mib,
+		FileMiB:     float64(t.end.FileKiB) / mib,
 		PeakMiB:     float64(t.end.HWMKiB) / mib,
 		Threads:     t.end.Threads,
 	}

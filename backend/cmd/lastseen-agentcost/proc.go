@@ -17,6 +17,7 @@ import (
 // about memory and scheduling. Sizes are in KiB, as the kernel prints them.
 type procStatus struct {
 	RSSKiB, HWMKiB      uint64
+	AnonKiB, FileKiB    uint64 // RSS split: private memory (heap, stacks) and mapped files (the binary, libraries)
 	Threads             int
 	Voluntary, Involunt uint64
 }
@@ -40,6 +41,10 @@ func parseStatus(b []byte) (procStatus, error) {
 			dst = &s.RSSKiB
 		case "VmHWM":
 			dst = &s.HWMKiB
+		case "RssAnon":
+			dst = &s.AnonKiB
+		case "RssFile":
+			dst = &s.FileKiB
 		case "voluntary_ctxt_switches":
 			dst, haveVol = &s.Voluntary, true
 		case "nonvoluntary_ctxt_switches":
@@ -144,6 +149,8 @@ type snapshot struct {
 	CPUTicks uint64
 	RSSKiB   uint64
 	HWMKiB   uint64
+	AnonKiB  uint64
+	FileKiB  uint64
 	PSSKiB   uint64
 	Threads  int
 	Tasks    map[int]taskCounters
@@ -168,7 +175,7 @@ func readSnapshot(root string, pid int) (snapshot, error) {
 	if err != nil {
 		return s, err
 	}
-	s.RSSKiB, s.HWMKiB, s.Threads = st.RSSKiB, st.HWMKiB, st.Threads
+	s.RSSKiB, s.HWMKiB, s.AnonKiB, s.FileKiB, s.Threads = st.RSSKiB, st.HWMKiB, st.AnonKiB, st.FileKiB, st.Threads
 	b, err = os.ReadFile(filepath.Join(dir, "smaps_rollup"))
 	if err != nil {
 		return s, err

@@ -51,6 +51,7 @@ type Report struct {
 	CPUs       int       `json:"cpus"`
 	ClockTicks uint64    `json:"clock_ticks_per_s"`
 	Targets    Targets   `json:"targets"`
+	Env        []string  `json:"env,omitempty"` // added to every process's environment
 	Baseline   Subject   `json:"baseline"`
 	Agents     []Subject `json:"agents"`
 	// Links lists the agent's shared libraries; GUILinks the ones that
@@ -112,6 +113,9 @@ func ratio(a, b float64) string {
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "lastseen-agent cost: %.0f s measured after a %.0f s warm-up, sampled every %gs; %d CPUs, %d clock ticks/s\n",
 		r.WindowS, r.WarmupS, r.SampleS, r.CPUs, r.ClockTicks)
+	if len(r.Env) > 0 {
+		fmt.Fprintf(w, "  environment of every process: %s\n", strings.Join(r.Env, " "))
+	}
 	for _, s := range append([]Subject{r.Baseline}, r.Agents...) {
 		extra := ""
 		if s.Backends != "" {
@@ -138,6 +142,8 @@ func (r *Report) WriteText(w io.Writer) {
 	rows := []row{
 		{"RSS max, MiB", fmt.Sprintf("≤ %g", t.RSSMiB), "rss_max_mib", "%.1f", func(c Cost) float64 { return c.RSSMaxMiB }},
 		{"RSS final, MiB", "", "", "%.1f", func(c Cost) float64 { return c.RSSFinalMiB }},
+		{"  of which anon (heap), MiB", "", "", "%.1f", func(c Cost) float64 { return c.AnonMiB }},
+		{"  of which file (binary, libs), MiB", "", "", "%.1f", func(c Cost) float64 { return c.FileMiB }},
 		{"PSS max, MiB", "", "", "%.1f", func(c Cost) float64 { return c.PSSMaxMiB }},
 		{"PSS final, MiB", "", "", "%.1f", func(c Cost) float64 { return c.PSSFinalMiB }},
 		{"RSS peak since start, MiB", "", "", "%.1f", func(c Cost) float64 { return c.PeakMiB }},

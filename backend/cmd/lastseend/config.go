@@ -155,10 +155,10 @@ func (v levelValue) Set(s string) error { return v.l.UnmarshalText([]byte(s)) }
 
 // storeFlags are the flags every command that opens the store takes.
 func (c *Config) storeFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DB, "db", c.DB, "SQLite file, or postgres://user:pass@host/db")
+	fs.StringVar(&c.DB, "db", c.DB, "the `database`: a SQLite file, or postgres://user:pass@host/db")
 	fs.DurationVar(&c.Pulse.Interval, "interval", c.Pulse.Interval, "the beat `interval` devices keep")
 	fs.DurationVar(&c.Pulse.Grace, "grace", c.Pulse.Grace, "how late a beat may be before the device is offline")
-	fs.Var(levelValue{&c.LogLevel}, "log-level", "debug, info, warn or error")
+	fs.Var(levelValue{&c.LogLevel}, "log-level", "log `level`: debug, info, warn or error")
 }
 
 // serveFlags are serve's own flags.
@@ -167,8 +167,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address` (host:port)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate `file` (PEM); with --tls-key serves HTTPS")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key `file` (PEM)")
-	fs.Var(rateValue{&c.UserRate}, "user-rate", "requests per second / burst allowed per user token")
-	fs.Var(rateValue{&c.DeviceRate}, "device-rate", "requests per second / burst allowed per device token")
+	fs.Var(rateValue{&c.UserRate}, "user-rate", "requests allowed per user token, as `PER_SECOND/BURST`")
+	fs.Var(rateValue{&c.DeviceRate}, "device-rate", "requests allowed per device token, as `PER_SECOND/BURST`")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop waits for requests in flight")
 }
 
