@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
 .PHONY: all deps deps-test frontend build run server test test-go test-frontend test-browser \
-        test-desktop lint bench load clean
+        test-desktop lint bench load bench-agent bench-window clean
 
 all: build
 
@@ -64,6 +64,14 @@ bench:
 
 load:
 	$(GO) run ./backend/cmd/lastseen-load
+
+# The agent's RSS, CPU and wakeups next to a bare Go ticker loop (10 minutes).
+bench-agent: build
+	scripts/bench-agent.sh
+
+# The open window's memory (PSS, WebKit helpers included) next to an empty Wails window.
+bench-window: build
+	scripts/bench-window.sh
 
 clean:
 	rm -rf $(BIN) frontend/node_modules

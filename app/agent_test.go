@@ -92,7 +92,7 @@ func fakeAgent(mode string, args []string) int {
 	return 0
 }
 
-// agentLink puts this test binary next to a data dir under the agent's
+// fakeAgentExe puts this test binary in a temporary directory under the agent's
 // name, the way the window finds the real one beside itself.
 func fakeAgentExe(t *testing.T) string {
 	t.Helper()

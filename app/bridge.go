@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -64,7 +63,7 @@ func (b *Bridge) Request(method, target, body string) (Response, error) {
 		return unavailable("the Lastseen agent is not running: %v", err), nil
 	}
 	resp, err := b.do(ctx, info, method, target, body)
-	if retryable(method, resp, err) {
+	if retryable(resp, err) {
 		// The agent may have restarted with a new port or secret.
 		if fresh, changed := b.link.reload(); changed {
 			resp, err = b.do(ctx, fresh, method, target, body)
@@ -118,17 +117,12 @@ func (b *Bridge) do(ctx context.Context, info AgentInfo, method, target, body st
 	return &Response{Status: resp.StatusCode, Body: string(data)}, nil
 }
 
-// retryable reports whether a request may be sent again to a reloaded
-// agent: refused connections never reached anyone, a 401 means the secret
-// is stale, and reads are safe to repeat anyway.
-func retryable(method string, resp *Response, err error) bool {
-	if err == nil {
-		return resp.Status == http.StatusUnauthorized
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	return method == http.MethodGet || method == http.MethodHead
+// retryable reports whether a request may be sent again if agent.json now
+// names another agent: the one asked is gone (its port refuses, its kept-alive
+// connection ends) or no longer takes our secret. A request to a replaced
+// agent cannot have reached its successor, so this holds for any method.
+func retryable(resp *Response, err error) bool {
+	return err != nil || resp.Status == http.StatusUnauthorized
 }
 
 // checkRequest is the allow-list: the window reaches nothing but the

@@ -119,6 +119,7 @@ func (c *client) postBody(ctx context.Context, d *device, body []byte, batch int
 		t.ok++
 		t.beats += int64(res.Accepted)
 		t.duplicates += int64(res.Duplicates)
+		d.acked = d.seq // one request per device at a time: d.seq is this batch's last
 	}
 }
 

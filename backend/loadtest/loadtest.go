@@ -5,7 +5,9 @@
 //     same client at the same concurrency, and the ratio of the two;
 //   - (b) latency when ingest is paced, open-loop, at half of that rate;
 //   - (c) memory held per idle SSE stream;
-//   - (d) how long a state change takes to reach a thousand SSE subscribers.
+//   - (d) how long a state change takes to reach a thousand SSE subscribers;
+//   - (p), on request, the same closed-loop ingest on PostgreSQL (a throwaway
+//     cluster) and on SQLite, in alternating rounds, and their ratio.
 //
 // Load looks like many devices, not one client: rate limits are per token,
 // so every device has its own token and its own rising seq.
@@ -56,8 +58,9 @@ type Config struct {
 	Subscribers   int
 	Changes       int
 	ChangeTimeout time.Duration
-	// Phases is a subset of "abcd". (b) needs (a)'s rate; without (a) it
-	// uses PacedRate.
+	// Phases is a subset of "abcdp". (b) needs (a)'s rate; without (a) it
+	// uses PacedRate. (p) needs the PostgreSQL server binaries (see pgtest)
+	// and is not in the default set.
 	Phases    string
 	PacedRate float64
 	// minimalMax is phase (a)'s rate of the minimal handler, for (b)'s
@@ -117,7 +120,7 @@ func (c Config) Validate() error {
 	check(c.Subscribers >= 1 && c.Subscribers <= 50000, "subscribers must be 1..50000")
 	check(c.Changes >= 1 && c.Changes <= 10000, "changes must be 1..10000")
 	check(c.ChangeTimeout > 0 && c.ChangeTimeout <= time.Minute, "change timeout must be in (0, 1m]")
-	check(strings.Trim(c.Phases, "abcd") == "" && c.Phases != "", `phases must be letters of "abcd"`)
+	check(strings.Trim(c.Phases, "abcdp") == "" && c.Phases != "", `phases must be letters of "abcdp"`)
 	check(strings.Contains(c.Phases, "a") || !strings.Contains(c.Phases, "b") || c.PacedRate > 0,
 		"phase b without a needs a paced rate")
 	check(c.DeviceRate.PerSecond > 0 && c.DeviceRate.Burst >= 1 && c.UserRate.PerSecond > 0 && c.UserRate.Burst >= 1,
@@ -198,6 +201,14 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 			return rep, fmt.Errorf("phase d: %w", err)
 		}
 		rep.FanOut = f
+	}
+	if c.has('p') {
+		c.progress("(p) lastseend on PostgreSQL vs on SQLite, %s each", c.Duration)
+		p, err := runStoreComparison(ctx, c, dir)
+		if err != nil {
+			return rep, fmt.Errorf("phase p: %w", err)
+		}
+		rep.Postgres = p
 	}
 	if err := svc.close(); err != nil {
 		return rep, fmt.Errorf("close service: %w", err)

@@ -17,6 +17,7 @@ type Report struct {
 	Paced      *PacedResult      `json:"paced,omitempty"`
 	IdleSSE    *IdleSSEResult    `json:"idle_sse,omitempty"`
 	FanOut     *FanOutResult     `json:"fan_out,omitempty"`
+	Postgres   *StoreComparison  `json:"postgres,omitempty"`
 	Targets    []Target          `json:"targets"`
 }
 
@@ -187,6 +188,9 @@ func (r *Report) judge() {
 		}
 		r.Targets = append(r.Targets, Target{fmt.Sprintf("p99 state change to %d subscribers", f.Subscribers), fmt.Sprintf("≤ %s, none missed", TargetFanOutP99), p, "ms", ok})
 	}
+	if p := r.Postgres; p != nil {
+		r.Targets = append(r.Targets, p.target())
+	}
 }
 
 // Passed reports whether every target was met.
@@ -243,6 +247,9 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "(d) %d state changes to %d SSE subscribers (from sending the beat to each subscriber reading the event)\n", f.Changes, f.Subscribers)
 		fmt.Fprintf(w, "    delivered %d, missed %d   p50 %.2f ms   p99 %.2f ms   max %.2f ms   (the POST itself: p50 %.2f ms, max %.2f ms)\n\n",
 			f.Received, f.Missed, f.P50Ms, f.P99Ms, f.MaxMs, f.CommitP50Ms, f.CommitMaxMs)
+	}
+	if p := r.Postgres; p != nil {
+		p.writeText(w, c.Rounds, run)
 	}
 	fmt.Fprintln(w, "targets")
 	for _, t := range r.Targets {

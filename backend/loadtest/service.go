@@ -130,6 +130,9 @@ type device struct {
 	id    int64
 	token string
 	seq   int64
+	// acked is the highest seq a 200 acknowledged, for checking afterwards
+	// that the database holds every acknowledged beat.
+	acked int64
 }
 
 // fleet is the load's users and devices.

@@ -3,7 +3,9 @@
 // 127.0.0.1 with a temporary database, registers many devices, and reports
 // ingest throughput next to a minimal net/http handler, latency at half of
 // that rate, memory per idle SSE stream, and state-change latency to many
-// SSE subscribers, each against its target.
+// SSE subscribers, each against its target. With --phases p it also starts
+// a throwaway PostgreSQL cluster and compares the same ingest load on
+// PostgreSQL and on SQLite.
 //
 // It exits non-zero on a missed target only with --strict, so it can run
 // as a report or as a gate.
@@ -47,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "SSE subscribers in phase d")
 	fs.IntVar(&c.Changes, "changes", c.Changes, "state changes in phase d")
 	fs.DurationVar(&c.ChangeTimeout, "change-timeout", c.ChangeTimeout, "how long one change may take to reach every subscriber")
-	fs.StringVar(&c.Phases, "phases", c.Phases, `phases to run, letters of "abcd"`)
+	fs.StringVar(&c.Phases, "phases", c.Phases, `phases to run, letters of "abcdp" (p: PostgreSQL vs SQLite, needs the PostgreSQL server binaries)`)
 	fs.Float64Var(&c.PacedRate, "paced-rate", 0, "beats/s for phase b when phase a does not run")
 	fs.Float64Var(&c.DeviceRate.PerSecond, "device-rate", c.DeviceRate.PerSecond, "the service's per-device-token rate limit, per second")
 	fs.IntVar(&c.DeviceRate.Burst, "device-burst", c.DeviceRate.Burst, "the service's per-device-token burst")
