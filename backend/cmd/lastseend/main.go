@@ -320,8 +320,15 @@ func (m *Main) Close() error {
 	return m.closeErr
 }
 
+// version is set by the build (-ldflags -X main.version=…); without it the
+// module's build info is used.
+var version string
+
 // Version is the module version and VCS revision the binary was built from.
 func Version() string {
+	if version != "" {
+		return version
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

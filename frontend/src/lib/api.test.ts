@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Api, ApiError, browserStream, windowTransport, type RawResponse, type Transport } from './api';
+import { Api, ApiError, browserStream, windowTitle, windowTransport, type RawResponse, type Transport } from './api';
 import type { Connection, LiveEvent } from './types';
 
 function fixed(res: RawResponse, seen: string[] = []): Transport {
@@ -91,6 +91,26 @@ describe('windowTransport', () => {
     expect(events[0]).toMatchObject({ id: '5', kind: 'presence' });
     stop();
     expect(off.sort()).toEqual(['lastseen:connection', 'lastseen:event']);
+  });
+  it('sets the native title to the user\'s state, once per change', () => {
+    const titles: string[] = [];
+    const t = windowTransport(
+      { Request: async () => ({ status: 200, body: '' }) },
+      { EventsOn: () => () => {}, WindowSetTitle: (s) => titles.push(s) },
+    );
+    const api = new Api(t);
+    api.showState('active');
+    api.showState('active'); // a beat that changes nothing
+    api.showState('idle');
+    api.showState('away');
+    api.showState('offline');
+    api.showState(null);
+    expect(titles).toEqual(['Lastseen — Active', 'Lastseen — Idle', 'Lastseen — Away', 'Lastseen — Offline', 'Lastseen']);
+  });
+  it('shows no state where there is no window', () => {
+    expect(() => new Api(fixed({ status: 200, body: '' })).showState('active')).not.toThrow();
+    expect(() => windowTransport({ Request: async () => ({ status: 200, body: '' }) }, undefined).showState?.('idle')).not.toThrow();
+    expect(windowTitle(null)).toBe('Lastseen');
   });
   it('maps a rejected bridge call to an unavailable error', async () => {
     const t = windowTransport({ Request: () => Promise.reject('agent not running') }, undefined);

@@ -55,6 +55,12 @@ export interface Transport {
   readonly session: boolean;
   /** Where the service answers for others (badge links); '' when unknown. */
   readonly origin: string;
+  /**
+   * Shows the user's own state where the host can (the desktop window's
+   * native title, so taskbars and window lists carry it); null when it is
+   * not known. Absent where there is nowhere to show it.
+   */
+  showState?(s: State | null): void;
 }
 
 // ---------------------------------------------------------------- browser
@@ -189,6 +195,7 @@ interface WailsBridge {
 interface WailsRuntime {
   EventsOn(name: string, cb: (...data: unknown[]) => void): (() => void) | void;
   EventsOff?(name: string, ...more: string[]): void;
+  WindowSetTitle?(title: string): void;
 }
 
 declare global {
@@ -198,15 +205,31 @@ declare global {
   }
 }
 
+const stateLabel: Record<State, string> = { active: 'Active', idle: 'Idle', away: 'Away', offline: 'Offline' };
+
+/** The window's title for the user's own state: "Lastseen — Idle", or plain "Lastseen" when unknown. */
+export function windowTitle(s: State | null): string {
+  return s ? `Lastseen — ${stateLabel[s]}` : 'Lastseen';
+}
+
 function isConnection(v: unknown): v is Connection {
   return v === 'live' || v === 'reconnecting' || v === 'offline';
 }
 
 export function windowTransport(bridge: WailsBridge, runtime: WailsRuntime | undefined, origin = ''): Transport {
+  // The title last set: every presence event reaches showState, and a
+  // native call per event would be waste when nothing changed.
+  let title = '';
   return {
     local: true,
     session: false,
     origin,
+    showState(s) {
+      const next = windowTitle(s);
+      if (next === title || !runtime?.WindowSetTitle) return;
+      title = next;
+      runtime.WindowSetTitle(next);
+    },
     async request(method, path, body) {
       try {
         const r = await bridge.Request(method, path, body ?? '');
@@ -299,6 +322,11 @@ export class Api {
 
   subscribe(h: StreamHandlers): () => void {
     return this.t.subscribe(h);
+  }
+
+  /** Shows the user's own state where the host can (see Transport.showState). */
+  showState(s: State | null): void {
+    this.t.showState?.(s);
   }
 
   me = () => this.call<Me>('GET', '/api/v1/me');

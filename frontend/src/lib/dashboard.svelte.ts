@@ -110,6 +110,7 @@ export class Dashboard {
     try {
       const snap = await this.api.presence();
       this.users = pending.reduce(applyPresence, snap);
+      this.#showState();
     } finally {
       this.#pendingPresence.delete(pending);
     }
@@ -160,6 +161,7 @@ export class Dashboard {
     if (ev.id) this.#lastId = ev.id;
     if (ev.kind === 'presence') {
       this.users = applyPresence(this.users, ev.presence);
+      this.#showState();
       for (const p of this.#pendingPresence) p.push(ev.presence);
     } else {
       const [from, to] = this.week;
@@ -205,6 +207,12 @@ export class Dashboard {
     this.feed = [];
     this.#lastId = '';
     this.phase = 'signed-out';
+    this.#showState();
+  }
+
+  /** Hands the user's own state to the host (the window's title). */
+  #showState(): void {
+    this.api.showState(this.self?.status ?? null);
   }
 
   #onVisibility = () => {

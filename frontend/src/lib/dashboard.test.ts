@@ -84,6 +84,22 @@ describe('Dashboard', () => {
     expect(d.feed).toHaveLength(2);
   });
 
+  it('hands the user\'s own state to the host as it changes', async () => {
+    const s = scripted({ '/api/v1/me': ok(me), '/api/v1/presence': ok(snapshot), '/api/v1/sessions': ok({ sessions: [] }) });
+    const shown: (string | null)[] = [];
+    const d = new Dashboard(new Api({ ...s.t, showState: (st) => shown.push(st) }));
+    const loading = d.load();
+    await s.release('/api/v1/me');
+    await s.release('/api/v1/presence');
+    await s.release('/api/v1/sessions');
+    await loading;
+    s.emit(presence('30', 'active'));
+    s.emit(presence('31', 'idle'));
+    // Someone else's change is not ours: our state is shown again, unchanged.
+    s.emit({ ...presence('32', 'active'), presence: { ...presence('32', 'active').presence, handle: 'grace', device_id: 9 } } as LiveEvent);
+    expect(shown).toEqual(['offline', 'active', 'idle', 'idle']);
+  });
+
   it('sends a signed-out browser to the sign-in page', async () => {
     const s = scripted({ '/api/v1/me': () => ({ status: 401, body: '{"error":{"code":"unauthorized","message":"sign in"}}' }) });
     const d = new Dashboard(new Api(s.t));
