@@ -6,7 +6,8 @@
 // once, in order, and return the first that works, named by Name() so the
 // Diagnostics page can show which one is in use:
 //
-//	Linux/BSD  idle:  "x11-screensaver" (X11 sessions only, never on Wayland),
+//	Linux/BSD  idle:  "x11-screensaver" (X11 sessions only, never on Wayland;
+//	                  waits for input with a SYNC alarm, see InputWaiter),
 //	                  "mutter-idlemonitor" (GNOME), "freedesktop-screensaver" (KDE and others)
 //	           watch: "logind" (session LockedHint, Lock/Unlock, PrepareForSleep),
 //	                  "freedesktop-screensaver"/"gnome-screensaver" (ActiveChanged), "clock-gap"
@@ -52,6 +53,20 @@ type IdleSource interface {
 	Idle(ctx context.Context) (time.Duration, error)
 	// Close releases the backend's connection. Idle fails after Close.
 	Close() error
+}
+
+// InputWaiter is what an IdleSource may also do: block until the user's
+// next input, so that an idle machine need not be polled. Test for it with
+// a type assertion. The X11 source implements it when the X server has the
+// SYNC extension's IDLETIME counter (every X.Org server does); the D-Bus,
+// Windows and macOS sources do not, and are polled.
+type InputWaiter interface {
+	// WaitInput returns nil once the user gives keyboard or pointer input
+	// after the call began (input at most a second before it counts too,
+	// so input while the wait was being set up is never missed); an error
+	// wrapping ctx's when ctx ends first; another error when the source
+	// fails (the connection closed).
+	WaitInput(ctx context.Context) error
 }
 
 // EventKind is what happened to the session.

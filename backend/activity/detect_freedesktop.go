@@ -13,7 +13,14 @@ func idleCandidates(c Config) []candidate[IdleSource] {
 	var cs []candidate[IdleSource]
 	if x11Session(c.Getenv) {
 		cs = append(cs, candidate[IdleSource]{X11Name, func(ctx context.Context) (IdleSource, error) {
-			return openX11(ctx, c.Getenv("DISPLAY"))
+			x, err := openX11(ctx, c.Getenv("DISPLAY"))
+			if err != nil {
+				return nil, err
+			}
+			if x.syncErr != nil {
+				c.Logger.Info("idle source cannot wait for input; it will be polled", logBackend, X11Name, logErr, x.syncErr)
+			}
+			return x.source(), nil
 		}})
 	}
 	return append(cs,

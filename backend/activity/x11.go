@@ -43,6 +43,28 @@ var xgbInitMu sync.Mutex
 type x11Idle struct {
 	conn *xgb.Conn
 	root xproto.Drawable
+	// sync waits for input; nil when the server's SYNC extension or its
+	// IDLETIME counter is missing (then the source cannot wait).
+	sync    *xsync
+	syncErr error
+}
+
+// x11InputIdle is the X11 source on a server that can also wait for input.
+type x11InputIdle struct{ *x11Idle }
+
+var _ InputWaiter = x11InputIdle{}
+
+// WaitInput implements InputWaiter with a SYNC alarm on the server's
+// IDLETIME counter: no polling, the server says when input comes.
+func (x x11InputIdle) WaitInput(ctx context.Context) error { return x.sync.waitInput(ctx) }
+
+// source is x as an IdleSource: one that can wait for input when the
+// server allows it.
+func (x *x11Idle) source() IdleSource {
+	if x.sync != nil {
+		return x11InputIdle{x}
+	}
+	return x
 }
 
 func openX11(ctx context.Context, display string) (*x11Idle, error) {
@@ -78,7 +100,10 @@ func openX11(ctx context.Context, display string) (*x11Idle, error) {
 		return nil, fmt.Errorf("X display %q: %w", display, err)
 	}
 	root := xproto.Setup(conn).DefaultScreen(conn).Root
-	return &x11Idle{conn: conn, root: xproto.Drawable(root)}, nil
+	x := &x11Idle{conn: conn, root: xproto.Drawable(root)}
+	// Without SYNC the source still reads the idle time; the caller polls.
+	x.sync, x.syncErr = openSync(conn)
+	return x, nil
 }
 
 func (x *x11Idle) Name() string { return X11Name }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,127 @@ func TestX11IdleFollowsInput(t *testing.T) {
 			t.Fatalf("move %d: idle %v after 300 ms without input", i, idle)
 		}
 	}
+}
+
+// TestX11WaitInput waits for input on a real X server: the wait blocks while
+// nobody touches it, returns within a moment of xdotool input, honours its
+// context, and fails rather than hanging when the connection closes.
+func TestX11WaitInput(t *testing.T) {
+	display := startXvfb(t)
+	xdotool := needTool(t, "xdotool", "xdotool")
+	ctx := context.Background()
+	src, err := Config{Getenv: env("DISPLAY", display)}.DetectIdle(ctx)
+	if err != nil {
+		t.Fatalf("DetectIdle: %v", err)
+	}
+	defer src.Close()
+	w, ok := src.(InputWaiter)
+	if !ok {
+		t.Fatalf("the X11 source (%T) cannot wait for input on a server with SYNC", src)
+	}
+	x := 10
+	move := func() {
+		t.Helper()
+		x += 37 // a new position each time, or the server sees no motion
+		cmd := exec.Command(xdotool, "mousemove", strconv.Itoa(x), "50")
+		cmd.Env = []string{"DISPLAY=" + display}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("xdotool: %v: %s", err, out)
+		}
+	}
+	// waitIdle lets the idle time grow past the window in which input
+	// counts as just happened.
+	waitIdle := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			d, err := src.Idle(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d > inputWindow+200*time.Millisecond {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("idle stuck at %v", d)
+			}
+		}
+	}
+	start := func(ctx context.Context) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- w.WaitInput(ctx) }()
+		return done
+	}
+
+	for round := range 3 { // alarms are destroyed and their IDs reused
+		waitIdle()
+		done := start(ctx)
+		select {
+		case err := <-done:
+			t.Fatalf("round %d: WaitInput returned %v without input", round, err)
+		case <-time.After(1500 * time.Millisecond):
+		}
+		move()
+		moved := time.Now()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: WaitInput after input: %v", round, err)
+			}
+			t.Logf("round %d: input noticed after %v", round, time.Since(moved).Round(time.Millisecond))
+		case <-time.After(time.Second):
+			t.Fatalf("round %d: WaitInput still blocked 1 s after input", round)
+		}
+	}
+
+	t.Run("input just before the call counts", func(t *testing.T) {
+		move()
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := w.WaitInput(wctx); err != nil {
+			t.Fatalf("WaitInput right after input: %v", err)
+		}
+	})
+
+	t.Run("context", func(t *testing.T) {
+		waitIdle()
+		wctx, cancel := context.WithCancel(ctx)
+		done := start(wctx)
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("WaitInput after cancel = %v, want context.Canceled", err)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("WaitInput ignored its context")
+		}
+		if err := w.WaitInput(wctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("WaitInput with a done context = %v", err)
+		}
+		// The source still answers after the abandoned wait.
+		if _, err := src.Idle(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("closed connection", func(t *testing.T) {
+		waitIdle()
+		done := start(ctx)
+		time.Sleep(300 * time.Millisecond)
+		src.Close()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("WaitInput reported input when the connection closed")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("WaitInput hangs after Close")
+		}
+		if err := w.WaitInput(ctx); err == nil {
+			t.Fatal("WaitInput after Close succeeded")
+		}
+	})
 }
 
 // TestX11NeverReadOnWayland: with a live X server on DISPLAY but a Wayland

@@ -20,8 +20,13 @@ type Config struct {
 	// Jitter spreads each interval by ±Jitter (a fraction, 0–0.5) so a
 	// fleet started together does not beat in lockstep.
 	Jitter float64
-	// Tick is how often the idle time is sampled (1 s – 1 min). With the
-	// beat timer this keeps the agent under two wakeups a second.
+	// Tick is how often the idle time is sampled while a sample can tell
+	// something new and nothing else would (1 s – 1 min): idle with an
+	// idle reader that cannot wait for input (see InputWaiter), locked,
+	// asleep, or while reads fail. While active the agent reads only with
+	// its beats and when the threshold can first pass; while idle with an
+	// InputWaiter it waits. With the beat timer this keeps the agent under
+	// two wakeups a second.
 	Tick time.Duration
 	// IdleErrorGrace is how long the last known state is kept while the idle
 	// time cannot be read; after it the agent reports away.

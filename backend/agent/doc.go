@@ -5,7 +5,8 @@
 // batches with backoff.
 //
 // It knows the OS and the service only through small interfaces defined here
-// (IdleReader, a channel of OSEvent, Uploader); the composition root adapts
-// the activity package and the HTTP client to them. Loops use the time
-// package directly, so tests drive them with testing/synctest.
+// (IdleReader, optionally InputWaiter, a channel of OSEvent, Uploader); the
+// composition root adapts the activity package and the HTTP client to them.
+// Loops use the time package directly, so tests drive them with
+// testing/synctest.
 package agent

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -17,15 +18,21 @@ import (
 )
 
 // fakeIdle reports the time since the last simulated input, on the bubble's
-// clock, or a set error.
+// clock, or a set error. It cannot wait for input (waitingIdle can).
 type fakeIdle struct {
 	mu        sync.Mutex
 	lastInput time.Time
 	err       error
 	reads     int
+
+	touched  chan struct{} // closed by the next touch
+	waits    int           // WaitInput calls
+	running  int           // WaitInput calls not returned yet
+	waitErr  error         // WaitInput fails with it at once
+	spurious bool          // WaitInput returns nil at once, input or not
 }
 
-func newFakeIdle() *fakeIdle { return &fakeIdle{lastInput: time.Now()} }
+func newFakeIdle() *fakeIdle { return &fakeIdle{lastInput: time.Now(), touched: make(chan struct{})} }
 
 func (f *fakeIdle) Idle(ctx context.Context) (time.Duration, error) {
 	f.mu.Lock()
@@ -40,6 +47,53 @@ func (f *fakeIdle) Idle(ctx context.Context) (time.Duration, error) {
 func (f *fakeIdle) touch() {
 	f.mu.Lock()
 	f.lastInput = time.Now()
+	close(f.touched)
+	f.touched = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// waitingIdle is a fakeIdle that can also wait for input, as the X11 source
+// does with a SYNC alarm.
+type waitingIdle struct{ *fakeIdle }
+
+var _ InputWaiter = waitingIdle{}
+
+func (w waitingIdle) WaitInput(ctx context.Context) error {
+	f := w.fakeIdle
+	f.mu.Lock()
+	f.waits++
+	touched, err, spurious := f.touched, f.waitErr, f.spurious
+	f.running++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running--
+		f.mu.Unlock()
+	}()
+	switch {
+	case err != nil:
+		return err
+	case spurious:
+		return nil
+	}
+	select {
+	case <-touched:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for input: %w", ctx.Err())
+	}
+}
+
+// waitCounts is how many waits began and how many are still running.
+func (f *fakeIdle) waitCounts() (waits, running int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.waits, f.running
+}
+
+func (f *fakeIdle) setWait(err error, spurious bool) {
+	f.mu.Lock()
+	f.waitErr, f.spurious = err, spurious
 	f.mu.Unlock()
 }
 
@@ -205,15 +259,31 @@ func openDB(t *testing.T, path string) *agentdb.DB {
 	return db
 }
 
-// newRig builds an agent on a fresh database (or path, when given).
+// newRig builds an agent on a fresh database (or path, when given), whose
+// idle reader cannot wait for input.
 func newRig(t *testing.T, cfg Config, path string) *rig {
+	t.Helper()
+	return buildRig(t, cfg, path, false)
+}
+
+// newWaitingRig is newRig with an idle reader that can wait for input.
+func newWaitingRig(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	return buildRig(t, cfg, "", true)
+}
+
+func buildRig(t *testing.T, cfg Config, path string, waits bool) *rig {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "agent.db")
 	}
 	r := &rig{t: t, path: path, db: openDB(t, path), idle: newFakeIdle(), events: make(chan OSEvent), logs: &logBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(Deps{DB: r.db, Idle: r.idle, Events: r.events, Logger: log, Location: time.UTC}, cfg)
+	var idle IdleReader = r.idle
+	if waits {
+		idle = waitingIdle{r.idle}
+	}
+	a, err := New(Deps{DB: r.db, Idle: idle, Events: r.events, Logger: log, Location: time.UTC}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,27 +22,48 @@ type loop struct {
 	idleKnown bool          // a sample succeeded, and not longer than IdleErrorGrace ago if reads now fail
 	idleOKAt  time.Time
 	idleErr   error
+	sampledAt time.Time // when the last read (good or not) returned
+
+	// The input waiter (nil when the idle reader cannot wait): while the
+	// machine is idle a goroutine blocks in WaitInput until the user's next
+	// input and answers on input (nil while no wait runs).
+	waiter      InputWaiter
+	input       chan error
+	stopWait    context.CancelFunc
+	waitedAt    time.Time // when the last wait began
+	waitRetryAt time.Time // after a failed wait: poll until then
+	waitErr     error     // the failure of the last wait, logged once per streak
 
 	lastLocal, lastSent presence.State // last written; "" before the first beat
 	nextBeat            time.Time      // zero: no periodic beat (everything is offline)
-	nextTick            time.Time
 	storeErr            error
 }
+
+// waitResample is the safety read while an input waiter runs: the waiter
+// says when input comes, so the read is only there in case it never does.
+const waitResample = time.Minute
 
 func (l *loop) run(ctx context.Context) {
 	a := l.a
 	// Writes must complete even while quitting: that is when the final beat
 	// is written.
 	wctx := context.WithoutCancel(ctx)
+	l.waiter, _ = a.idle.(InputWaiter)
+	defer l.endWait(true)
 	now := a.now()
 	l.sample(ctx, now)
 	l.evaluate(wctx, now)
+	l.planWait(ctx, now)
 	timer := time.NewTimer(l.sleepFor(now))
 	defer timer.Stop()
 	events := l.events
 	for {
+		// resample: something happened that the last read cannot answer
+		// for (the user's settings changed, or the input waiter returned).
+		resample := false
 		select {
 		case <-ctx.Done():
+			l.endWait(true)
 			l.final(wctx)
 			return
 		case ev, ok := <-events:
@@ -52,13 +73,18 @@ func (l *loop) run(ctx context.Context) {
 			}
 			l.handle(ctx, wctx, ev)
 		case <-a.wake:
+			resample = true
+		case err := <-l.input:
+			l.waited(err)
+			resample = true
 		case <-timer.C:
 		}
 		now := a.now()
-		if !now.Before(l.nextTick) {
+		if resample || !now.Before(l.nextSample()) || l.beatDue(now) {
 			l.sample(ctx, now)
 		}
 		l.evaluate(wctx, now)
+		l.planWait(ctx, now)
 		timer.Reset(l.sleepFor(now))
 	}
 }
@@ -66,7 +92,7 @@ func (l *loop) run(ctx context.Context) {
 // sleepFor is the wait until the next thing to do: a sample, a periodic beat
 // or the end of a pause.
 func (l *loop) sleepFor(now time.Time) time.Duration {
-	next := l.nextTick
+	next := l.nextSample()
 	if !l.nextBeat.IsZero() && l.nextBeat.Before(next) {
 		next = l.nextBeat
 	}
@@ -76,6 +102,99 @@ func (l *loop) sleepFor(now time.Time) time.Duration {
 	}
 	l.a.mu.Unlock()
 	return max(0, next.Sub(now))
+}
+
+func (l *loop) beatDue(now time.Time) bool {
+	return !l.nextBeat.IsZero() && !now.Before(l.nextBeat)
+}
+
+// nextSample is when the idle time must be read again. Reads cost wakeups
+// (and on X11 a round trip through the server), so the loop reads only when
+// a read can change something:
+//   - active: input only keeps the machine active, and a lock or sleep
+//     arrives as an event, so nothing can change before the idle time could
+//     reach the threshold, IdleAfter − idle after the last read;
+//   - idle with an input waiter running: the waiter reports the input, and
+//     the read is a safety net;
+//   - otherwise (idle without a waiter, locked, asleep, reads failing):
+//     every Tick.
+//
+// Beats read too (see run), so their idle seconds are fresh. A planned read
+// is never sooner than a Tick after the last one: that, the beat interval
+// and waits started at most once a Tick keep the loop under two wakeups a
+// second.
+func (l *loop) nextSample() time.Time {
+	cfg := l.a.Config()
+	wait := cfg.Tick
+	switch {
+	case l.input != nil:
+		wait = waitResample
+	case l.realState(cfg) == presence.Active && l.idleErr == nil:
+		wait = cfg.IdleAfter - l.idle
+	}
+	return l.sampledAt.Add(max(wait, cfg.Tick))
+}
+
+func (l *loop) realState(cfg Config) presence.State {
+	if l.suspended {
+		return presence.Offline
+	}
+	return realState(l.locked, l.idleKnown, l.idle, cfg.IdleAfter)
+}
+
+// planWait runs the input waiter while the machine is idle (unlocked,
+// awake, read without error, no input past the threshold) and stops it
+// otherwise.
+func (l *loop) planWait(ctx context.Context, now time.Time) {
+	cfg := l.a.Config()
+	want := l.waiter != nil && l.realState(cfg) == presence.Idle && l.idleErr == nil
+	if !want {
+		l.endWait(false)
+		return
+	}
+	if l.input != nil || now.Before(l.waitRetryAt) {
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	l.input, l.stopWait, l.waitedAt = done, cancel, now
+	go func() { done <- l.waiter.WaitInput(wctx) }()
+}
+
+// waited takes the answer of a wait that returned by itself: nil means
+// input came. The next wait starts a Tick after this one began at the
+// earliest, so a waiter that returns at once cannot spin the loop; after a
+// failure the loop polls for waitResample before trying again.
+func (l *loop) waited(err error) {
+	a := l.a
+	l.stopWait()
+	l.input, l.stopWait = nil, nil
+	l.waitRetryAt = l.waitedAt.Add(a.Config().Tick)
+	if err == nil {
+		if l.waitErr != nil {
+			a.log.Info("waiting for input works again")
+			l.waitErr = nil
+		}
+		return
+	}
+	if l.waitErr == nil {
+		a.log.Warn("cannot wait for input; sampling the idle time instead", slog.Any(logErr, err))
+	}
+	l.waitErr = err
+	l.waitRetryAt = a.now().Add(waitResample)
+}
+
+// endWait stops a running waiter; with drain it also waits for it to
+// return (the idle reader may be closed once Run returns).
+func (l *loop) endWait(drain bool) {
+	if l.input == nil {
+		return
+	}
+	l.stopWait()
+	if drain {
+		<-l.input
+	}
+	l.input, l.stopWait = nil, nil
 }
 
 // handle applies an OS event, beats at once if the state changed, and for a
@@ -116,13 +235,15 @@ func (l *loop) sample(ctx context.Context, now time.Time) {
 	}
 	a := l.a
 	cfg := a.Config()
-	l.nextTick = now.Add(cfg.Tick)
 	rctx, cancel := context.WithTimeout(ctx, cfg.Tick)
 	d, err := a.idle.Idle(rctx)
 	cancel()
 	if ctx.Err() != nil {
 		return
 	}
+	// Taken after the read: the next one is planned from the idle time
+	// just read, and planning from an earlier instant would come too soon.
+	l.sampledAt = a.now()
 	if err != nil {
 		if l.idleErr == nil {
 			a.log.Warn("cannot read idle time", slog.Any(logErr, err))
@@ -156,10 +277,7 @@ func (l *loop) evaluate(wctx context.Context, now time.Time) {
 	if mode == Pause && !now.Before(until) {
 		mode = l.endPause(wctx, until)
 	}
-	real := realState(l.locked, l.idleKnown, l.idle, cfg.IdleAfter)
-	if l.suspended {
-		real = presence.Offline
-	}
+	real := l.realState(cfg)
 	local, send := decide(mode, real, l.suspended)
 	changed := local != l.lastLocal || send != l.lastSent
 	// A new service hears the current state at once rather than at the next

@@ -12,6 +12,18 @@ type IdleReader interface {
 	Idle(ctx context.Context) (time.Duration, error)
 }
 
+// InputWaiter is what an IdleReader may also do: block until the user's
+// next input. With it the agent does not poll while the machine is idle; it
+// waits, and turns active the moment input comes. Without it (the reader
+// does not implement it) the agent reads the idle time every Config.Tick
+// while idle.
+type InputWaiter interface {
+	// WaitInput returns nil once the user gives input after the call began
+	// (input within the last moment before it may count too), ctx's error
+	// (wrapped) when ctx ends first, and another error when it cannot wait.
+	WaitInput(ctx context.Context) error
+}
+
 // Uploader sends a batch of beats to the presence service. Errors carry the
 // API code (presence.ErrorCode: EUNAUTHORIZED for 401, ERATELIMIT for 429,
 // EINVALID…) and implement presence.RetryAfterer when the service sent

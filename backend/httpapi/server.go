@@ -27,6 +27,15 @@ type Server struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: event streams end
+
+	// streams counts live event streams, including those that own their
+	// connection and so are invisible to http.Server.Shutdown; streamsMu
+	// orders counting one in against Close.
+	streamsMu sync.Mutex
+	streams   sync.WaitGroup
+	// bufs lends streams a scratch buffer per write, so an idle stream
+	// holds none.
+	bufs sync.Pool
 }
 
 // handlerFunc is a route's handler. A returned error has not been answered
@@ -51,6 +60,10 @@ func New(cfg Config) (*Server, error) {
 		cop:      http.NewCrossOriginProtection(),
 		frontend: cfg.Frontend,
 		done:     make(chan struct{}),
+	}
+	s.bufs.New = func() any {
+		b := make([]byte, 0, 2048)
+		return &b
 	}
 	if s.frontend == nil {
 		s.frontend = emptyFS{}
@@ -175,11 +188,19 @@ type statusError struct {
 func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
-// Close ends every event stream (for graceful shutdown: http.Server.Shutdown
-// waits for handlers, and a stream would otherwise never return). Requests
-// for new streams are refused from then on. It does not close the store.
+// Close ends every event stream and waits until they have (for graceful
+// shutdown: http.Server.Shutdown waits for handlers, and a stream would
+// otherwise never return; a stream that took its connection over is not
+// even a handler any more). A stream stuck writing to a stalled client ends
+// within streamWriteTimeout. Requests for new streams are refused from then
+// on. It does not close the store.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.done) })
+	s.closeOnce.Do(func() {
+		s.streamsMu.Lock()
+		defer s.streamsMu.Unlock()
+		close(s.done)
+	})
+	s.streams.Wait()
 }
 
 func (s *Server) closing() bool {

@@ -273,9 +273,12 @@ func (h *Hub) dropAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
-		s.dropped = true
-		close(s.c)
+		s.dropped, s.end = true, h.head
 		delete(h.subs, s)
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 

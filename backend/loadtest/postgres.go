@@ -151,12 +151,13 @@ func runStoreComparison(ctx context.Context, c Config, dir string) (*StoreCompar
 	if res.SQLite.PerSecond > 0 {
 		res.Ratio = res.Postgres.PerSecond / res.SQLite.PerSecond
 	}
-	for i, t := range warm {
-		if t.failed > 0 {
-			targets[i].t.merge(t) // a failure in the warm-up is a failure
+	// A failure in the warm-up is a failure all the same.
+	for i, st := range []*RunStats{&res.SQLite, &res.Postgres} {
+		st.Failed += warm[i].failed
+		if st.FirstError == "" {
+			st.FirstError = warm[i].firstErr
 		}
 	}
-	res.SQLite.Failed, res.Postgres.Failed = targets[0].t.failed, targets[1].t.failed
 
 	// Close first: a 200 must not depend on a store that is still running.
 	for i, s := range sides {

@@ -255,6 +255,14 @@ func (s *Store) announceRevoked(deviceID int64) {
 	}
 }
 
+// authQuery finds a live token by its hash. Prepared once on the read pool
+// (database/sql prepares it again on each pool connection that first runs
+// it): every API request authenticates, and compiling the statement was
+// half the lookup's cost.
+const authQuery = `SELECT t.hash, t.kind, t.user_id, t.device_id
+	FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
+	WHERE t.hash = ? AND t.revoked_ns IS NULL AND d.revoked_ns IS NULL`
+
 // Authenticate resolves a token by its hash, read from the database every
 // time so that a token created or revoked by another process counts at once.
 func (s *Store) Authenticate(ctx context.Context, token string) (presence.Principal, error) {
@@ -272,9 +280,11 @@ func (s *Store) Authenticate(ctx context.Context, token string) (presence.Princi
 		p        presence.Principal
 		deviceID sql.NullInt64
 	)
-	err = s.rdb.QueryRowContext(ctx, `SELECT t.hash, t.kind, t.user_id, t.device_id
-		FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
-		WHERE t.hash = ? AND t.revoked_ns IS NULL AND d.revoked_ns IS NULL`, hash).Scan(&stored, &stKind, &p.UserID, &deviceID)
+	// The lookup is one primary-key probe that never waits on a lock (WAL
+	// readers do not), so there is nothing to cancel; under a cancellable
+	// context database/sql and the driver would each start a goroutine per
+	// query just to watch it.
+	err = s.authStmt.QueryRowContext(context.WithoutCancel(ctx), hash).Scan(&stored, &stKind, &p.UserID, &deviceID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
 	}

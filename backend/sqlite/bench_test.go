@@ -66,3 +66,40 @@ func benchIngest(b *testing.B, perBatch int) {
 	})
 	b.ReportMetric(float64(b.N*perBatch)/b.Elapsed().Seconds(), "beats/s")
 }
+
+// BenchmarkAuthenticate measures a token lookup, which every API request
+// makes, from many requests at once under a cancellable request context.
+//
+//	go test -run '^$' -bench Authenticate -benchtime 1s ./backend/sqlite/
+func BenchmarkAuthenticate(b *testing.B) {
+	s, err := Open(b.TempDir()+"/bench.db", presence.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u, _, err := s.CreateUser(ctx, "bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := make([]string, 64)
+	for i := range tokens {
+		if _, tokens[i], err = s.CreateDevice(ctx, u.ID, fmt.Sprintf("machine %d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		tok := tokens[int(next.Add(1)-1)%len(tokens)]
+		for pb.Next() {
+			if _, err := s.Authenticate(ctx, tok); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

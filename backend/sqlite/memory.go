@@ -254,13 +254,20 @@ func (s *Store) sweep() time.Time {
 	return next
 }
 
-// Expiry timing: the loop sleeps until the next device expires, but never
-// less than minSweep (so a crowd of devices expiring one after another costs
-// a sweep per minSweep, not per device) and never more than maxSweep (so a
-// clock that jumps, or a machine that slept, is noticed soon).
+// Expiry timing: the loop sleeps until the next device expires, and only
+// then: an idle store (or one whose devices beat on time) costs no wakeups
+// in between. A beat can only move a device's expiry later, which the loop
+// finds when it wakes at the old instant and plans again; the one change
+// that brings the earliest expiry forward, a device coming online, pokes the
+// loop (pokeExpiry). The sleep is never less than minSweep, so a crowd of
+// devices expiring one after another costs a sweep per minSweep, not per
+// device; and never more than maxSweep, a safety net for what no timer sees
+// (a device loaded from another process's writes, a wall clock that jumped,
+// a machine that slept: timers run on the monotonic clock). Any presence
+// read announces an overdue expiry at once whatever the timer says.
 const (
 	minSweep = 50 * time.Millisecond
-	maxSweep = time.Second
+	maxSweep = time.Minute
 )
 
 func (s *Store) expiryLoop() {
@@ -274,16 +281,22 @@ func (s *Store) expiryLoop() {
 		case <-timer.C:
 		case <-s.wake:
 		}
-		wait := maxSweep
-		if next := s.sweep(); !next.IsZero() {
-			// Status turns offline strictly after the expiry instant.
-			wait = min(max(next.Sub(s.opts.Now())+time.Nanosecond, minSweep), maxSweep)
-		}
-		timer.Reset(wait)
+		timer.Reset(expiryWait(s.sweep(), s.opts.Now()))
 	}
 }
 
-// pokeExpiry wakes the expiry loop to plan for a device that came online.
+// expiryWait is how long the loop sleeps after a sweep at now that found
+// next as the earliest expiry still ahead (zero: none).
+func expiryWait(next, now time.Time) time.Duration {
+	if next.IsZero() {
+		return maxSweep
+	}
+	// Status turns offline strictly after the expiry instant.
+	return min(max(next.Sub(now)+time.Nanosecond, minSweep), maxSweep)
+}
+
+// pokeExpiry wakes the expiry loop to plan for a device that came online:
+// the one change that can bring the earliest expiry forward.
 func (s *Store) pokeExpiry() {
 	select {
 	case s.wake <- struct{}{}:

@@ -53,8 +53,9 @@ type Store struct {
 	db   *sql.DB // the one writer connection
 	rdb  *sql.DB // the read pool
 
-	writer *groupcommit.Writer[ingestReq, ingestRes]
-	stmts  writeStmts
+	writer   *groupcommit.Writer[ingestReq, ingestRes]
+	stmts    writeStmts
+	authStmt *sql.Stmt // on rdb: see authQuery
 
 	// mu guards the in-memory presence below. The writer holds it only to
 	// install a committed batch and announce it, never across disk I/O.
@@ -112,6 +113,10 @@ func Open(path string, opts presence.Options) (*Store, error) {
 	if s.stmts, err = prepareWrites(s.db); err != nil {
 		s.closeDBs()
 		return nil, err
+	}
+	if s.authStmt, err = s.rdb.Prepare(authQuery); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("prepare token lookup: %w", err)
 	}
 	ctx := context.Background()
 	if err := s.seedEvents(ctx); err != nil {
@@ -302,7 +307,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan} {
+	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan, s.authStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

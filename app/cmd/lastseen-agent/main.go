@@ -1,3 +1,10 @@
+// The runtime re-reads the cgroup CPU limit about once a second to adjust
+// GOMAXPROCS (Go 1.25+). An always-on process that must wake at most twice
+// a second, and does one thing at a time, gains nothing from that and pays
+// a wakeup a second for it: GOMAXPROCS stays what it was at start.
+//
+//go:debug updatemaxprocs=0
+
 // Command lastseen-agent is the always-on presence agent: it samples the OS's
 // idle time and lock and sleep signals, writes every beat to a local outbox,
 // sends them to a presence service (its own embedded one by default), keeps

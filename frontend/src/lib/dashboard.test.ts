@@ -96,7 +96,9 @@ describe('Dashboard', () => {
     s.emit(presence('30', 'active'));
     s.emit(presence('31', 'idle'));
     // Someone else's change is not ours: our state is shown again, unchanged.
-    s.emit({ ...presence('32', 'active'), presence: { ...presence('32', 'active').presence, handle: 'grace', device_id: 9 } } as LiveEvent);
+    const other = presence('32', 'active');
+    if (other.kind === 'presence') other.presence = { ...other.presence, handle: 'grace', device_id: 9, device_name: 'pc' };
+    s.emit(other);
     expect(shown).toEqual(['offline', 'active', 'idle', 'idle']);
   });
 

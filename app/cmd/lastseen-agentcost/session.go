@@ -95,13 +95,13 @@ func startXvfb(ctx context.Context, logPath string) (*exec.Cmd, string, error) {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("start Xvfb: %w", err)
 	}
 	defer r.Close()
 	logf, err := os.Create(logPath)
 	if err != nil {
 		w.Close()
-		return nil, "", err
+		return nil, "", fmt.Errorf("start Xvfb: %w", err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "1024x768x24")
@@ -172,11 +172,11 @@ func Measure(ctx context.Context, c Config) (_ *Report, err error) {
 	dir := c.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "lastseen-agentcost-"); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("work dir: %w", err)
 		}
 		defer os.RemoveAll(dir)
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("work dir: %w", err)
 	}
 
 	xvfb, display, err := startXvfb(ctx, filepath.Join(dir, "xvfb.log"))
@@ -188,7 +188,7 @@ func Measure(ctx context.Context, c Config) (_ *Report, err error) {
 	// sun_path, so the bus gets a short directory of its own.
 	busDir, err := os.MkdirTemp("", "lsbus")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bus dir: %w", err)
 	}
 	defer os.RemoveAll(busDir)
 	bus, err := traydbus.StartBus(ctx, busDir)
@@ -205,7 +205,7 @@ func Measure(ctx context.Context, c Config) (_ *Report, err error) {
 	// nowhere to show and would not cost what it costs on a desktop.
 	watcher, err := traydbus.StartWatcher(conn)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tray watcher: %w", err)
 	}
 	defer watcher.Close()
 	progress("X server %s, session bus %s", display, bus.Address)
@@ -217,7 +217,7 @@ func Measure(ctx context.Context, c Config) (_ *Report, err error) {
 	if c.Tray {
 		tray = &child{name: "agent with tray", bin: filepath.Join(dir, "tray-bin", filepath.Base(c.Agent))}
 		if err := copyFile(c.Agent, tray.bin); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("copy the agent for the tray run: %w", err)
 		}
 		children = append(children, tray)
 	}
@@ -231,7 +231,7 @@ func Measure(ctx context.Context, c Config) (_ *Report, err error) {
 		home := filepath.Join(dir, slug)
 		for _, d := range []string{filepath.Join(home, "run"), filepath.Join(home, ".config")} {
 			if err := os.MkdirAll(d, 0o700); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("home of %s: %w", ch.name, err)
 			}
 		}
 		ch.logPath = filepath.Join(dir, slug+".log")

@@ -3,14 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // procStatus is what /proc/PID/status and /proc/PID/task/TID/status say
@@ -195,7 +195,7 @@ func readSnapshot(root string, pid int) (snapshot, error) {
 		}
 		tdir := filepath.Join(dir, "task", e.Name())
 		b, err := os.ReadFile(filepath.Join(tdir, "status"))
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread exited between the listing and the read
 		}
 		if err != nil {
@@ -220,13 +220,25 @@ func readSnapshot(root string, pid int) (snapshot, error) {
 // USER_HZ: the unit of utime and stime in /proc/PID/stat.
 const atClkTck = 17
 
-// clockTicks is USER_HZ as the kernel told this process, or 100 (its value
-// on every mainstream architecture) when the vector cannot be read.
+// clockTicks is USER_HZ as the kernel told this process in its auxiliary
+// vector (/proc/self/auxv: native-endian word pairs), or 100, its value on
+// every mainstream architecture, when the vector cannot be read.
 func clockTicks() uint64 {
-	if v, err := unix.Auxv(); err == nil {
-		for _, kv := range v {
-			if kv[0] == atClkTck && kv[1] > 0 {
-				return uint64(kv[1])
+	b, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return 100
+	}
+	word := strconv.IntSize / 8
+	read := func(p []byte) uint64 {
+		if word == 4 {
+			return uint64(binary.NativeEndian.Uint32(p))
+		}
+		return binary.NativeEndian.Uint64(p)
+	}
+	for i := 0; i+2*word <= len(b); i += 2 * word {
+		if read(b[i:]) == atClkTck {
+			if v := read(b[i+word:]); v > 0 {
+				return v
 			}
 		}
 	}

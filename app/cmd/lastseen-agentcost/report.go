@@ -181,6 +181,10 @@ func (r *Report) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "agent links %s: links %s: FAIL\n", links, strings.Join(r.GUILinks, " "))
 	}
+	if r.WindowS > 0 && r.ClockTicks > 0 {
+		fmt.Fprintf(w, "CPU from clock ticks moves in steps of one tick = %.4f %% of a core over this window; the schedstat row is exact.\n",
+			100/float64(r.ClockTicks)/r.WindowS)
+	}
 	fmt.Fprintln(w, "wakeups are counted as context switches (voluntary + involuntary, summed over /proc/PID/task/*/status):")
 	fmt.Fprintln(w, "a thread that sleeps, wakes and sleeps again makes one voluntary switch, so this counts its wakeups, plus preemptions.")
 	if r.Passed {
