@@ -7,9 +7,20 @@
 #   scripts/bench-agent.sh                    10 minutes, the benchmark
 #   scripts/bench-agent.sh --duration 60s     a quick look
 #   scripts/bench-agent.sh --strict           exit 1 on a missed target
-# Needs: Go, Xvfb (xvfb), dbus-daemon (dbus), ldd.
+# Needs: Go, Xvfb (xvfb), dbus-daemon (dbus), ldd; strace (strace) for the
+# wake-burst count, installed here as scripts/deps.sh installs packages, or
+# skipped with a note when that cannot be done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v strace >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  echo "bench-agent: installing strace (wake bursts are counted with it)"
+  export DEBIAN_FRONTEND=noninteractive
+  { $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends strace; } >/dev/null ||
+    echo "bench-agent: could not install strace; wake bursts will not be counted" >&2
+fi
 
 GO=${GO:-go}
 out=$(mktemp -d "${TMPDIR:-/tmp}/lastseen-bench-agent.XXXXXX")

@@ -40,6 +40,7 @@ type cost struct {
 	name   string
 	procs  []proc         // the window's process and its helpers
 	pss    map[int]uint64 // kB per PID at the end of the measurement
+	uss    map[int]uint64 // kB per PID, its private pages only
 	maxPSS uint64         // kB, the highest sum seen during it
 	cpu    float64        // % of one core over the measurement
 	ticks  map[int]uint64 // CPU ticks per PID over the measurement
@@ -48,9 +49,12 @@ type cost struct {
 	left   []proc         // processes of it still alive after close
 }
 
-func (c cost) pssSum() uint64 {
+func (c cost) pssSum() uint64 { return sum(c.pss) }
+func (c cost) ussSum() uint64 { return sum(c.uss) }
+
+func sum(m map[int]uint64) uint64 {
 	var s uint64
-	for _, v := range c.pss {
+	for _, v := range m {
 		s += v
 	}
 	return s
@@ -61,7 +65,7 @@ func (c cost) pssSum() uint64 {
 // manager does.
 func measureWindow(t *testing.T, d *desktop, name, bin string, args []string, match func(string) bool, ready func(string) bool, settle, span time.Duration) cost {
 	t.Helper()
-	c := cost{name: name, pss: map[int]uint64{}, ticks: map[int]uint64{}}
+	c := cost{name: name, pss: map[int]uint64{}, uss: map[int]uint64{}, ticks: map[int]uint64{}}
 	p := start(t, d.command(name, bin, args...))
 	w, took := d.waitWindow(30*time.Second, name, match)
 	c.shown = took
@@ -115,6 +119,9 @@ sampling:
 			t.Fatalf("%s: PSS of %s(%d): %v", name, pr.Comm, pr.PID, err)
 		}
 		c.pss[pr.PID] = kb
+		if c.uss[pr.PID], err = ussKB(pr.PID); err != nil {
+			t.Fatalf("%s: USS of %s(%d): %v", name, pr.Comm, pr.PID, err)
+		}
 	}
 	c.maxPSS = max(c.maxPSS, c.pssSum())
 	c.cpu = float64(ticks) / userHZ / elapsed.Seconds() * 100
@@ -227,6 +234,8 @@ func TestWindowCost(t *testing.T) {
 	fmt.Fprintln(tw, "check\tmeasured\ttarget\tresult")
 	fmt.Fprintf(tw, "PSS dashboard / empty window\t%.1f / %.1f MB = %.3f×\t≤ %.2f×\t%s\n",
 		mb(dash.pssSum()), mb(empty.pssSum()), ratio, maxPSSRatio, check("PSS ratio", ratio <= maxPSSRatio))
+	fmt.Fprintf(tw, "USS dashboard / empty window\t%.1f / %.1f MB = %.3f×\t(reference)\t\n",
+		mb(dash.ussSum()), mb(empty.ussSum()), float64(dash.ussSum())/float64(empty.ussSum()))
 	fmt.Fprintf(tw, "dashboard CPU, untouched\t%.3f %% of a core\t≤ %.1f %%\t%s\n", dash.cpu, maxCPUPercent, check("dashboard CPU", dash.cpu <= maxCPUPercent))
 	fmt.Fprintf(tw, "empty window CPU, untouched\t%.3f %% of a core\t(reference)\t\n", empty.cpu)
 	fmt.Fprintf(tw, "shown after start (dashboard / empty)\t%v / %v\t\t\n", dash.shown.Round(time.Millisecond), empty.shown.Round(time.Millisecond))

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -199,6 +200,7 @@ func startXvfb(t *testing.T) string {
 	}
 	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", screenSize)
 	cmd.ExtraFiles = []*os.File{w}
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -570,28 +572,36 @@ func cpuTicks(ps []proc) uint64 {
 	return sum
 }
 
-// memKB reads one "Key:  N kB" line of a /proc file.
-func memKB(path, key string) (uint64, error) {
+// memKB reads "Key:  N kB" lines of a /proc file and sums the keys' values.
+func memKB(path string, keys ...string) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	var sum uint64
+	found := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s: %s: %w", path, line, err)
-			}
-			return n, nil
+		key, v, ok := strings.Cut(line, ":")
+		if !ok || !slices.Contains(keys, key) {
+			continue
 		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %s: %w", path, line, err)
+		}
+		sum += n
+		found++
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("%s: no %s line", path, key)
+	if found != len(keys) {
+		return 0, fmt.Errorf("%s: want lines %v, found %d", path, keys, found)
+	}
+	return sum, nil
 }
 
 // pssKB is the process's proportional set size: its private pages plus its
@@ -599,6 +609,12 @@ func memKB(path, key string) (uint64, error) {
 // shared library once.
 func pssKB(pid int) (uint64, error) {
 	return memKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss")
+}
+
+// ussKB is what the process alone holds (its private pages): unlike PSS it
+// does not move when unrelated programs map the same libraries.
+func ussKB(pid int) (uint64, error) {
+	return memKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Private_Clean", "Private_Dirty")
 }
 
 func rssKB(pid int) (uint64, error) {
@@ -645,9 +661,20 @@ type process struct {
 	err  error // of Wait, once done is closed
 }
 
+// dieWithTest has the kernel kill cmd when the test process dies: a test
+// binary that panics on -timeout runs no cleanups, and an X server or an
+// agent must not outlive it.
+func dieWithTest(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+}
+
 // start starts cmd and reaps it when it ends.
 func start(t *testing.T, cmd *exec.Cmd) *process {
 	t.Helper()
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}

@@ -55,17 +55,7 @@ func TestTreeFollowsChildrenAndTheirEnd(t *testing.T) {
 		t.Skip("no sh")
 	}
 	cmd := exec.Command(sh, "-c", "sleep 30 & sleep 30 & wait")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	defer func() {
-		if p.running() {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	}()
+	p := start(t, cmd)
 	var ps []proc
 	deadline := time.Now().Add(5 * time.Second)
 	for len(ps) < 3 && time.Now().Before(deadline) {
@@ -119,5 +109,9 @@ func TestOwnMemory(t *testing.T) {
 	rss, err := rssKB(os.Getpid())
 	if err != nil || rss < pss {
 		t.Fatalf("own RSS %d kB, PSS %d kB, %v: RSS counts every shared page whole, so RSS ≥ PSS", rss, pss, err)
+	}
+	uss, err := ussKB(os.Getpid())
+	if err != nil || uss == 0 || uss > pss {
+		t.Fatalf("own USS %d kB, PSS %d kB, %v: PSS adds shares of shared pages to the private ones, so USS ≤ PSS", uss, pss, err)
 	}
 }

@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,6 +128,9 @@ func TestIdleWaitsForInputInsteadOfPolling(t *testing.T) {
 		if _, running := r.idle.waitCounts(); running != 0 {
 			t.Fatalf("after Run returned: %d waits running", running)
 		}
+		if n := r.logs.count("cannot wait for input"); n != 0 {
+			t.Fatalf("quitting logged a wait failure:\n%s", r.logs)
+		}
 		bs = r.outbox()
 		if last := bs[len(bs)-1]; last.State != presence.Offline {
 			t.Fatalf("final beat %+v, want offline", last)
@@ -202,4 +208,57 @@ func TestSpuriousWaiterIsBounded(t *testing.T) {
 func (r *rig) waits() int {
 	w, _ := r.idle.waitCounts()
 	return w
+}
+
+// stuckIdle is a reader whose counter stands still just under the
+// threshold: the worst case for reading "when the threshold can pass".
+type stuckIdle struct {
+	mu    sync.Mutex
+	d     time.Duration
+	reads int
+}
+
+func (s *stuckIdle) Idle(context.Context) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return s.d, nil
+}
+
+func (s *stuckIdle) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+func TestStuckCounterIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t, filepath.Join(t.TempDir(), "agent.db"))
+		idle := &stuckIdle{d: 5*time.Minute - time.Millisecond}
+		a, err := New(Deps{DB: db, Idle: idle}, Config{Tick: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.Run(ctx)
+		}()
+		const span = 10 * time.Minute
+		time.Sleep(span)
+		synctest.Wait()
+		reads := idle.count()
+		cancel()
+		<-done
+		// One read per Tick (1 s here), plus the beats' reads.
+		perSec := float64(reads) / span.Seconds()
+		if perSec > 1.1 {
+			t.Fatalf("%d reads in %v: %.2f a second", reads, span, perSec)
+		}
+		t.Logf("%d reads in %v: %.2f a second", reads, span, perSec)
+		if st := a.Status(); st.State != presence.Offline {
+			t.Fatalf("after quit: %s", st.State)
+		}
+	})
 }

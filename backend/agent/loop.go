@@ -23,6 +23,9 @@ type loop struct {
 	idleOKAt  time.Time
 	idleErr   error
 	sampledAt time.Time // when the last read (good or not) returned
+	// quickRead: a read came sooner than a Tick after the one before since
+	// the last input. See nextSample.
+	quickRead bool
 
 	// The input waiter (nil when the idle reader cannot wait): while the
 	// machine is idle a goroutine blocks in WaitInput until the user's next
@@ -75,6 +78,11 @@ func (l *loop) run(ctx context.Context) {
 		case <-a.wake:
 			resample = true
 		case err := <-l.input:
+			l.stopWait()
+			l.input, l.stopWait = nil, nil
+			if ctx.Err() != nil {
+				continue // quitting: the wait ended with ctx, not of itself
+			}
 			l.waited(err)
 			resample = true
 		case <-timer.C:
@@ -119,10 +127,12 @@ func (l *loop) beatDue(now time.Time) bool {
 //   - otherwise (idle without a waiter, locked, asleep, reads failing):
 //     every Tick.
 //
-// Beats read too (see run), so their idle seconds are fresh. A planned read
-// is never sooner than a Tick after the last one: that, the beat interval
-// and waits started at most once a Tick keep the loop under two wakeups a
-// second.
+// Beats read too (see run), so their idle seconds are fresh. Planned reads
+// come a Tick apart at least, with one exception: the threshold is read on
+// time even when a beat's read came just before it, once per stretch of
+// activity (so no reader, not even one whose counter stands still, can make
+// the loop spin). That, the beat interval and waits started at most once a
+// Tick keep the loop under two wakeups a second.
 func (l *loop) nextSample() time.Time {
 	cfg := l.a.Config()
 	wait := cfg.Tick
@@ -131,6 +141,9 @@ func (l *loop) nextSample() time.Time {
 		wait = waitResample
 	case l.realState(cfg) == presence.Active && l.idleErr == nil:
 		wait = cfg.IdleAfter - l.idle
+		if !l.quickRead {
+			return l.sampledAt.Add(max(wait, 0))
+		}
 	}
 	return l.sampledAt.Add(max(wait, cfg.Tick))
 }
@@ -147,7 +160,7 @@ func (l *loop) realState(cfg Config) presence.State {
 // otherwise.
 func (l *loop) planWait(ctx context.Context, now time.Time) {
 	cfg := l.a.Config()
-	want := l.waiter != nil && l.realState(cfg) == presence.Idle && l.idleErr == nil
+	want := l.waiter != nil && l.realState(cfg) == presence.Idle && l.idleErr == nil && ctx.Err() == nil
 	if !want {
 		l.endWait(false)
 		return
@@ -167,8 +180,6 @@ func (l *loop) planWait(ctx context.Context, now time.Time) {
 // failure the loop polls for waitResample before trying again.
 func (l *loop) waited(err error) {
 	a := l.a
-	l.stopWait()
-	l.input, l.stopWait = nil, nil
 	l.waitRetryAt = l.waitedAt.Add(a.Config().Tick)
 	if err == nil {
 		if l.waitErr != nil {
@@ -243,7 +254,11 @@ func (l *loop) sample(ctx context.Context, now time.Time) {
 	}
 	// Taken after the read: the next one is planned from the idle time
 	// just read, and planning from an earlier instant would come too soon.
-	l.sampledAt = a.now()
+	readAt := a.now()
+	if readAt.Sub(l.sampledAt) < cfg.Tick {
+		l.quickRead = true
+	}
+	l.sampledAt = readAt
 	if err != nil {
 		if l.idleErr == nil {
 			a.log.Warn("cannot read idle time", slog.Any(logErr, err))
@@ -264,6 +279,9 @@ func (l *loop) sample(ctx context.Context, now time.Time) {
 		// Input after the sleep or logout began: it did not happen, or the
 		// resume event was missed. Either way the machine is in use.
 		l.suspended = false
+	}
+	if d < l.idle {
+		l.quickRead = false // input since the last read: a new stretch
 	}
 	l.idleErr, l.idle, l.idleKnown, l.idleOKAt = nil, d, true, now
 }

@@ -235,6 +235,7 @@ func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID int64) error 
 		return fmt.Errorf("revoke device %d: %w", deviceID, err)
 	}
 	s.cache.revokeDevice(deviceID)
+	s.tokens.invalidate()
 	if err := s.catchUp(ctx); err != nil {
 		s.log.Warn("postgres: catch-up after revoke failed", "err", err)
 	}
@@ -253,14 +254,24 @@ func (s *Store) revokedEvent(d deviceRow, handle string, now time.Time) pendingE
 	}}}
 }
 
-// Authenticate resolves a token from the database, so a device revoked on
-// any instance is refused on every instance at once.
+// Authenticate resolves a token. A token the database confirmed recently is
+// answered from memory (see tokenCache for why a revocation made on any
+// instance still holds at once here, or within the NOTIFY round trip);
+// anything else is looked up in the database.
 func (s *Store) Authenticate(ctx context.Context, token string) (presence.Principal, error) {
 	kind, err := presence.TokenKindOf(token)
 	if err != nil {
 		return presence.Principal{}, err
 	}
 	hash := presence.HashToken(token)
+	key := [32]byte(hash)
+	cached := s.tokens.enabled() && s.listening.Load()
+	if cached {
+		if p, ok := s.tokens.get(key, s.now()); ok && s.trusted(p) {
+			return p, nil
+		}
+	}
+	gen := s.tokens.generation()
 	var p presence.Principal
 	var stored []byte
 	switch kind {
@@ -282,5 +293,19 @@ func (s *Store) Authenticate(ctx context.Context, token string) (presence.Princi
 	if !presence.HashesEqual(stored, hash) {
 		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
 	}
+	if cached {
+		s.tokens.put(key, p, gen, s.now())
+	}
 	return p, nil
+}
+
+// trusted reports whether a remembered principal still stands by memory: a
+// device token needs its device known and not revoked. Users are never
+// deleted and their tokens never change.
+func (s *Store) trusted(p presence.Principal) bool {
+	if p.Kind != presence.DeviceToken {
+		return true
+	}
+	_, ok := s.cache.device(p.DeviceID)
+	return ok
 }

@@ -243,6 +243,9 @@ func (s *Store) listen(ctx context.Context) {
 		}
 		failures, delay = 0, s.cfg.ReconnectMin
 		err = s.serveListener(ctx, conn)
+		// Deaf until the next connection: tokens are looked up in the
+		// database meanwhile.
+		s.listening.Store(false)
 		conn.Close(context.Background())
 		if ctx.Err() != nil {
 			return
@@ -269,6 +272,10 @@ func (s *Store) openListener(ctx context.Context, cfg *pgx.ConnConfig, again boo
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s.listenerPID.Store(conn.PgConn().PID())
+	// From here every revocation reaches this connection as a wake-up; one
+	// made while nobody listened may hide behind any remembered token.
+	s.tokens.invalidate()
+	s.listening.Store(true)
 	// Whatever happened while nobody listened is in the tables. Open read
 	// everything just before the first connection: that one only needs the
 	// changes since.
@@ -296,6 +303,9 @@ func (s *Store) serveListener(ctx context.Context, conn *pgx.Conn) error {
 		}
 		switch {
 		case err == nil && n.Payload == wakeRefresh:
+			// A user or device changed, perhaps a revocation: no token is
+			// trusted from memory until the database is asked again.
+			s.tokens.invalidate()
 			if err := s.refreshSince(ctx); err != nil {
 				s.log.Warn("postgres: refresh on wake-up failed", "err", err)
 			}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lastseen/lastseen/backend/groupcommit"
 	"github.com/lastseen/lastseen/backend/presence"
@@ -130,17 +132,27 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+	dbgGroups.Add(1)
+	dbgReqs.Add(int64(len(reqs)))
+	if l := dbgLast.Load(); l != 0 {
+		dbgIdle.Add(int64(started.Sub(time.Unix(0, l))))
 	}
-	defer tx.Rollback(context.Background())
+	defer func() { dbgLast.Store(time.Now().UnixNano()) }()
+	t1 := time.Now()
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer pc.Release()
+	conn := pc.Conn()
+	defer rollbackOpen(conn)
 
-	work, err := lockDevices(ctx, tx, ids)
+	work, err := lockDevices(ctx, conn, ids)
 	if err != nil {
 		return nil, err
 	}
-
+	dbgLock.Add(int64(time.Since(t1)))
+	t1 = time.Now()
 	res := make([]ingestRes, len(reqs))
 	var ops []*spanOp // every span the group may touch, written if dirty
 	for _, id := range ids {
@@ -251,15 +263,17 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 			newOps = append(newOps, op)
 		}
 	}
-	if err := allocate(ctx, tx, newOps, evs); err != nil {
+	if err := allocate(ctx, conn, newOps, evs); err != nil {
 		return nil, err
 	}
-	if err := writeGroup(ctx, tx, work, ids, ops, evs); err != nil {
+	dbgWrite.Add(int64(time.Since(t1)))
+	t1 = time.Now()
+	if err := writeGroup(ctx, conn, work, ids, ops, evs); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
+	dbgCommit.Add(int64(time.Since(t1)))
+	t1 = time.Now()
+	defer func() { dbgAfter.Add(int64(time.Since(t1))) }()
 
 	// Committed: from here on nothing may fail the group (a failure would
 	// make the writer retry committed requests).
@@ -277,55 +291,74 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	return res, nil
 }
 
-// lockDevices locks the devices of a group in id order and reads each one's
+// lockSQL locks a group's devices in id order and reads each one's
 // presence, user handle and tail span.
-func lockDevices(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]*devWork, error) {
-	rows, err := tx.Query(ctx, `SELECT `+deviceCols+`, u.handle,
-			s.id, s.state, s.start_at, s.end_at, s.closed
-		FROM devices d
-		JOIN users u ON u.id = d.user_id
-		LEFT JOIN spans s ON s.id = d.tail_span_id
-		WHERE d.id = ANY($1)
-		ORDER BY d.id
-		FOR UPDATE OF d`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("lock devices: %w", err)
-	}
-	defer rows.Close()
+const lockSQL = `SELECT ` + deviceCols + `, u.handle,
+		s.id, s.state, s.start_at, s.end_at, s.closed
+	FROM devices d
+	JOIN users u ON u.id = d.user_id
+	LEFT JOIN spans s ON s.id = d.tail_span_id
+	WHERE d.id = ANY($1)
+	ORDER BY d.id
+	FOR UPDATE OF d`
+
+// lockDevices begins the group's transaction on conn and locks its devices
+// (lockSQL), in one round trip: BEGIN travels with the SELECT.
+func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64) (map[int64]*devWork, error) {
 	work := make(map[int64]*devWork, len(ids))
-	for rows.Next() {
-		w := &devWork{}
-		var (
-			spanID             *int64
-			spanState          *string
-			spanStart, spanEnd nullTime
-			spanClosed         *bool
-		)
-		w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanStart, &spanEnd, &spanClosed)
-		if err != nil {
-			return nil, fmt.Errorf("lock devices: %w", err)
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(lockSQL, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			w := &devWork{}
+			var (
+				spanID             *int64
+				spanState          *string
+				spanStart, spanEnd nullTime
+				spanClosed         *bool
+			)
+			var err error
+			w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanStart, &spanEnd, &spanClosed)
+			if err != nil {
+				return err
+			}
+			w.before = w.row.pres
+			if spanID != nil && !*spanClosed {
+				w.tailOp = &spanOp{span: presence.Span{
+					ID: *spanID, DeviceID: w.row.dev.ID, State: presence.State(*spanState),
+					Start: time.Time(spanStart), End: time.Time(spanEnd),
+				}}
+				t := w.tailOp.span
+				w.tail = &t
+			}
+			work[w.row.dev.ID] = w
 		}
-		w.before = w.row.pres
-		if spanID != nil && !*spanClosed {
-			w.tailOp = &spanOp{span: presence.Span{
-				ID: *spanID, DeviceID: w.row.dev.ID, State: presence.State(*spanState),
-				Start: time.Time(spanStart), End: time.Time(spanEnd),
-			}}
-			t := w.tailOp.span
-			w.tail = &t
-		}
-		work[w.row.dev.ID] = w
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("lock devices: %w", err)
 	}
 	return work, nil
 }
 
+// rollbackOpen ends the transaction a failed group left open, so the
+// connection goes back to the pool clean; one that cannot even roll back
+// is closed (and the pool replaces it).
+func rollbackOpen(conn *pgx.Conn) {
+	if conn.IsClosed() || conn.PgConn().TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+		conn.Close(ctx)
+	}
+}
+
 // allocate takes ids for new spans and for events in one round trip. Ids
 // are handed out in ascending order, so spans and events of one device keep
 // their order.
-func allocate(ctx context.Context, tx pgx.Tx, spans []*spanOp, evs []pendingEvent) error {
+func allocate(ctx context.Context, conn *pgx.Conn, spans []*spanOp, evs []pendingEvent) error {
 	if len(spans) == 0 && len(evs) == 0 {
 		return nil
 	}
@@ -336,7 +369,7 @@ func allocate(ctx context.Context, tx pgx.Tx, spans []*spanOp, evs []pendingEven
 	if len(evs) > 0 {
 		queueEventIDs(b, len(evs))
 	}
-	br := tx.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 	if len(spans) > 0 {
 		ids, err := readIDs(br)
@@ -366,8 +399,10 @@ func allocate(ctx context.Context, tx pgx.Tx, spans []*spanOp, evs []pendingEven
 }
 
 // writeGroup writes a group's spans, devices and events with one statement
-// each, sent together in one round trip.
-func writeGroup(ctx context.Context, tx pgx.Tx, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) error {
+// each and commits, all in one round trip: COMMIT travels with the writes.
+// An error in any statement makes the server skip the rest, COMMIT
+// included, so the transaction is left open and failed, never half done.
+func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) error {
 	b := &pgx.Batch{}
 	if sp := spanColumns(ops); len(sp.id) > 0 {
 		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.start, sp.end, sp.closed)
@@ -420,11 +455,17 @@ func writeGroup(ctx context.Context, tx pgx.Tx, work map[int64]*devWork, ids []i
 			return err
 		}
 	}
-	if b.Len() == 0 {
+	var tag pgconn.CommandTag
+	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
+		tag = ct
 		return nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write spans and devices: %w", err)
+	}
+	// A transaction that failed unnoticed answers COMMIT with ROLLBACK.
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: the server answered %q", tag.String())
 	}
 	return nil
 }
@@ -488,4 +529,13 @@ func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time) pend
 		},
 		Device: snapOf(&e),
 	}}
+}
+
+var dbgGroups, dbgReqs, dbgIdle, dbgLast, dbgBegin, dbgLock, dbgWrite, dbgCommit, dbgAfter atomic.Int64
+
+func DebugStats() string {
+	g := float64(dbgGroups.Load())
+	ms := func(v *atomic.Int64) float64 { return float64(v.Load()) / g / 1e6 }
+	return fmt.Sprintf("groups %.0f reqs/group %.1f idle %.2fms begin %.2fms lock+compute... lock %.2fms write(alloc+merge+write) %.2fms commit %.2fms after %.2fms",
+		g, float64(dbgReqs.Load())/g, ms(&dbgIdle), ms(&dbgBegin), ms(&dbgLock), ms(&dbgWrite), ms(&dbgCommit), ms(&dbgAfter))
 }

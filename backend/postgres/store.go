@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,14 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the listener's reconnect backoff
 	// (defaults 100 ms and 5 s).
 	ReconnectMin, ReconnectMax time.Duration
+
+	// TokenCacheSize bounds how many tokens the database confirmed
+	// Authenticate keeps in memory (default 100 000); TokenCacheAge is how
+	// long one is trusted before the database is asked again (default
+	// 5 min). Revocations drop them at once whatever the age (see
+	// tokenCache). Negative values disable the cache.
+	TokenCacheSize int
+	TokenCacheAge  time.Duration
 }
 
 // withDefaults fills unset fields.
@@ -81,6 +90,9 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
+	if v := os.Getenv("PGLINGER"); v != "" && c.Linger == 0 {
+		c.Linger, _ = time.ParseDuration(v)
+	}
 	def(&c.Linger, 2*time.Millisecond)
 	def(&c.Tick, time.Second)
 	def(&c.PollEvery, 2*time.Second)
@@ -90,6 +102,10 @@ func (c Config) withDefaults() Config {
 	def(&c.PruneEvery, time.Minute)
 	def(&c.ReconnectMin, 100*time.Millisecond)
 	def(&c.ReconnectMax, 5*time.Second)
+	def(&c.TokenCacheAge, 5*time.Minute)
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = 100_000
+	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 4000
 	}
@@ -138,6 +154,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	writer *groupcommit.Writer[ingestReq, ingestRes]
 	cache  *cache
+	tokens *tokenCache
 
 	// drainMu serialises reading the events table, so Notify sees every
 	// event once, in id order, whichever goroutine drains.
@@ -146,6 +163,10 @@ type Store struct {
 
 	listenerPID   atomic.Uint32 // backend pid of the current listener connection
 	confirmFailed atomic.Int64  // when a read's expiry check last failed (unix ns)
+	// listening is true while the listener connection is LISTENing, so
+	// that every revocation made anywhere reaches this instance; the token
+	// cache is used only then.
+	listening atomic.Bool
 
 	// refreshMu orders refreshes; refreshedAt is the database time of the
 	// latest one, where the next incremental refresh starts.
@@ -192,11 +213,12 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		cfg:   cfg,
-		opts:  cfg.Options,
-		log:   cfg.Logger,
-		pool:  pool,
-		cache: newCache(),
+		cfg:    cfg,
+		opts:   cfg.Options,
+		log:    cfg.Logger,
+		pool:   pool,
+		cache:  newCache(),
+		tokens: newTokenCache(cfg.TokenCacheSize, cfg.TokenCacheAge),
 	}
 	// Events already in the table happened before this instance existed: its
 	// memory is loaded from the tables, and Notify starts with what is new.
@@ -235,6 +257,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.closeMu.Unlock()
 	err := s.writer.Close()
+	if os.Getenv("PGDEBUG") != "" && dbgGroups.Load() > 0 {
+		fmt.Fprintln(os.Stderr, DebugStats(), "tokens hits", s.tokens.hits.Load(), "misses", s.tokens.misses.Load())
+	}
 	s.cancel()
 	s.wg.Wait()
 	s.pool.Close()

@@ -91,6 +91,39 @@ func TestAccountsFromAnotherProcess(t *testing.T) {
 	}
 }
 
+// The token lookup is a prepared statement, and a prepared statement
+// caches no answer: a token revoked (or restored) by any writer of the
+// file, even one that only touches the tokens table, counts at the next
+// request.
+func TestAuthenticateReadsTheDatabaseEveryTime(t *testing.T) {
+	path := tempDB(t)
+	s := openT(t, path, presence.Options{Now: storetest.NewClock(t0).Now})
+	ctx := t.Context()
+	u, tok, err := s.CreateUser(ctx, "ann", "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := openDB(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, step := range []struct {
+		revoked any
+		want    string
+	}{{nil, ""}, {t0.UnixNano(), presence.EUNAUTHORIZED}, {nil, ""}} {
+		if _, err := other.ExecContext(ctx, `UPDATE tokens SET revoked_ns = ? WHERE hash = ?`, step.revoked, presence.HashToken(tok)); err != nil {
+			t.Fatal(err)
+		}
+		for range readConns + 1 { // whichever connection of the pool answers
+			p, err := s.Authenticate(ctx, tok)
+			if presence.ErrorCode(err) != step.want || (err == nil && p.UserID != u.ID) {
+				t.Fatalf("revoked_ns %v: %+v, %v; want %q", step.revoked, p, err, step.want)
+			}
+		}
+	}
+}
+
 // Two processes should not both ingest into one database, but if they do,
 // last_seq stays the one integer that decides: neither process applies a
 // beat twice nor loses the other's.

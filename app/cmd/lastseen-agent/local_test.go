@@ -169,10 +169,18 @@ func TestLocalModeAndSwitching(t *testing.T) {
 	if code := call(t, d, "PUT", "/local/v1/service", `{"server_url":"`+remote.URL+`","token":"`+devToken+`"}`, nil); code != 200 {
 		t.Fatalf("switch: %d", code)
 	}
-	call(t, d, "GET", "/local/v1/status", "", &st)
-	if st.Service.Kind != "remote" || st.Handle != "grace" {
-		t.Fatalf("after switching: %+v", st)
-	}
+	waitFor(t, 5*time.Second, "the remote identity in the status", func() bool {
+		var rs struct {
+			Service struct{ Kind string } `json:"service"`
+			Handle  string                `json:"handle"`
+			Device  struct {
+				ID   int64  `json:"id"`
+				Name string `json:"name"`
+			} `json:"device"`
+		}
+		call(t, d, "GET", "/local/v1/status", "", &rs)
+		return rs.Service.Kind == "remote" && rs.Handle == "grace" && rs.Device.ID != 0 && rs.Device.Name == "desk"
+	})
 	// The dashboard's reads now come from the remote service, through the agent.
 	waitFor(t, 5*time.Second, "the remote service to show the device", func() bool {
 		var p httpapi.PresenceResponse

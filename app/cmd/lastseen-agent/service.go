@@ -43,11 +43,51 @@ func (m *Main) useService(ctx context.Context, serverURL, token string) error {
 	}
 	m.mu.Lock()
 	m.reads = remoteProxy(u, token)
-	m.ident = identity{kind: "remote", url: u.String(), deviceName: m.ident.deviceName}
+	m.ident = identity{kind: "remote", url: u.String()}
 	m.mu.Unlock()
 	sum := sha256.Sum256([]byte(token))
-	up := httpapi.NewClient(u.String(), token, m.hc)
-	return m.agent.SetUploader(ctx, up, u.String()+"#"+hex.EncodeToString(sum[:6]))
+	c := httpapi.NewClient(u.String(), token, m.hc)
+	go m.learnRemoteHandle(c)
+	return m.agent.SetUploader(ctx, recordingUploader{c, m}, u.String()+"#"+hex.EncodeToString(sum[:6]))
+}
+
+// recordingUploader learns this device's id and name on the remote service
+// from the answers to its beats (the API has no "who am I" for devices).
+type recordingUploader struct {
+	*httpapi.Client
+	m *Main
+}
+
+func (r recordingUploader) PostHeartbeats(ctx context.Context, b presence.Batch) (presence.BatchResult, error) {
+	res, err := r.Client.PostHeartbeats(ctx, b)
+	if err == nil && res.Device.ID != 0 {
+		r.m.mu.Lock()
+		if r.m.ident.kind == "remote" {
+			r.m.ident.deviceID, r.m.ident.deviceName = res.Device.ID, res.Device.Name
+		}
+		r.m.mu.Unlock()
+	}
+	return res, err
+}
+
+// learnRemoteHandle asks the remote service whose device this is, retrying
+// while it is unreachable; a later switch makes it give up.
+func (m *Main) learnRemoteHandle(c *httpapi.Client) {
+	for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		me, err := c.Me(ctx)
+		cancel()
+		m.mu.Lock()
+		current := m.ident.kind == "remote"
+		if err == nil && current {
+			m.ident.handle = me.Handle
+		}
+		m.mu.Unlock()
+		if err == nil || !current || presence.ErrorCode(err) == presence.EUNAUTHORIZED {
+			return
+		}
+		time.Sleep(wait)
+	}
 }
 
 // checkServerURL accepts http(s) URLs with a host, and nothing else.

@@ -22,7 +22,11 @@
 //     /proc/PID/task/*/status, per second. Linux keeps no per-process
 //     wakeup counter without tracing, and a thread that wakes and sleeps
 //     again makes exactly one voluntary switch, so switches are the proxy
-//     (preemptions add to it, which only errs on the side of caution).
+//     (preemptions add to it, which only errs on the side of caution);
+//   - wake bursts (when strace is installed, after the window, for
+//     --strace-window): every thread's sleeping and I/O syscalls, time-
+//     stamped; syscalls under 1 ms apart are one burst, one wakeup of the
+//     process however many threads it passed through.
 //
 // It prints each agent run beside the baseline with the ratio and a verdict
 // against the targets (RSS ≤ 25 MiB, ≤ 0.05 % of a core, ≤ 2 wakeups/s),
@@ -31,6 +35,7 @@
 //
 //	lastseen-agentcost [--agent PATH] [--baseline PATH] [--duration 10m]
 //	                   [--warmup 10s] [--sample 1s] [--tray=true] [--dir DIR]
+//	                   [--strace PATH] [--strace-window 60s]
 //	                   [--env KEY=VALUE]... [--json] [--strict]
 package main
 
@@ -42,6 +47,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -69,9 +75,14 @@ type Config struct {
 	// Env is added to every measured process's environment (KEY=VALUE),
 	// the baseline's too, so both stay the same Go runtime under test:
 	// GOMAXPROCS=1 or GODEBUG=updatemaxprocs=0 for instance.
-	Env      []string
-	Targets  Targets
-	Progress io.Writer // one line per phase; nil for none
+	Env     []string
+	Targets Targets
+	// Strace is the strace binary counting wake bursts after the window
+	// ("" skips it; StraceNote says why); StraceWindow how long it traces.
+	Strace       string
+	StraceWindow time.Duration
+	StraceNote   string
+	Progress     io.Writer // one line per phase; nil for none
 }
 
 // Validate rejects a configuration that cannot measure anything.
@@ -85,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--warmup must not be negative, not %s", c.Warmup)
 	case c.Sample <= 0 || c.Sample > c.Duration:
 		return fmt.Errorf("--sample must be positive and at most --duration, not %s", c.Sample)
+	case c.Strace != "" && (c.StraceWindow < time.Second || c.StraceWindow > c.Duration):
+		return fmt.Errorf("--strace-window must be 1s to --duration, not %s", c.StraceWindow)
 	}
 	for _, kv := range c.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -103,6 +116,9 @@ func (c Config) Validate() error {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := Config{Duration: 10 * time.Minute, Warmup: 10 * time.Second, Sample: time.Second, Targets: DefaultTargets}
+	if p, err := exec.LookPath("strace"); err == nil {
+		c.Strace = p
+	}
 	// By default the binaries sit next to this one, as scripts/bench-agent.sh
 	// builds them.
 	if exe, err := os.Executable(); err == nil {
@@ -122,6 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return nil
 	})
 	fs.StringVar(&c.Dir, "dir", "", "keep the agents' data dirs and logs in this `directory` (default: a temporary one, removed)")
+	fs.StringVar(&c.Strace, "strace", c.Strace, "strace `binary` counting wake bursts after the window (\"\" to skip; default: strace from PATH)")
+	fs.DurationVar(&c.StraceWindow, "strace-window", 0, "how long strace traces (default: 60s, or --duration if shorter)")
 	fs.Float64Var(&c.Targets.RSSMiB, "max-rss", c.Targets.RSSMiB, "target: highest RSS in MiB")
 	fs.Float64Var(&c.Targets.CPUPercent, "max-cpu", c.Targets.CPUPercent, "target: % of one core")
 	fs.Float64Var(&c.Targets.Wakeups, "max-wakeups", c.Targets.Wakeups, "target: wakeups (context switches) per second")
@@ -136,6 +154,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lastseen-agentcost: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
+	}
+	if c.StraceWindow == 0 {
+		c.StraceWindow = min(time.Minute, c.Duration)
+	}
+	if c.Strace == "" {
+		c.StraceNote = "wake bursts not counted: no strace (Debian package strace, or --strace PATH)"
 	}
 	if err := c.Validate(); err != nil {
 		fmt.Fprintf(stderr, "lastseen-agentcost: %v\n", err)
@@ -176,6 +200,7 @@ func fileMiB(path string) float64 {
 // newReport fills what is known before anything runs.
 func newReport(c Config) *Report {
 	return &Report{
+		TraceNote:  c.StraceNote,
 		WindowS:    c.Duration.Seconds(),
 		WarmupS:    c.Warmup.Seconds(),
 		SampleS:    c.Sample.Seconds(),

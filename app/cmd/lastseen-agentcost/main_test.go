@@ -33,6 +33,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"missing agent", []string{"--agent", filepath.Join(t.TempDir(), "nope"), "--baseline", exe}, "no such file"},
 		{"agent not executable", []string{"--agent", notExec, "--baseline", exe}, "not an executable"},
 		{"stray argument", []string{"--agent", exe, "--baseline", exe, "extra"}, "unexpected argument"},
+		{"strace window too short", []string{"--agent", exe, "--baseline", exe, "--strace", exe, "--strace-window", "500ms"}, "--strace-window"},
+		{"strace window past the window", []string{"--agent", exe, "--baseline", exe, "--strace", exe, "--duration", "5s", "--strace-window", "6s"}, "--strace-window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +75,7 @@ func TestMeasureEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	agent := build(t, dir, "./app/cmd/lastseen-agent", "lastseen-agent")
-	baseline := build(t, dir, "./backend/cmd/lastseen-agentcost/baseline", "lastseen-agentcost-baseline")
+	baseline := build(t, dir, "./app/cmd/lastseen-agentcost/baseline", "lastseen-agentcost-baseline")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -112,6 +114,14 @@ func TestMeasureEndToEnd(t *testing.T) {
 		}
 		if a.Cost.RSSMaxMiB <= rep.Baseline.Cost.RSSMaxMiB {
 			t.Errorf("%s uses less memory than a bare ticker: %v vs %v MiB", a.Name, a.Cost.RSSMaxMiB, rep.Baseline.Cost.RSSMaxMiB)
+		}
+	}
+	// With strace installed, every process's wake bursts were counted.
+	if rep.TraceNote == "" {
+		for _, s := range append([]Subject{rep.Baseline}, rep.Agents...) {
+			if s.Trace == nil || s.Trace.Syscalls == 0 || s.Trace.WindowS < 3 {
+				t.Errorf("%s: trace %+v, want syscalls over about 3 s", s.Name, s.Trace)
+			}
 		}
 	}
 	// The tray agent wrote its first-run login item inside the work dir's

@@ -32,6 +32,8 @@ type Subject struct {
 	// Tray is the bus name the tray registered from, for the tray run.
 	Tray string `json:"tray,omitempty"`
 	Cost Cost   `json:"cost"`
+	// Trace is the wake bursts strace counted; nil when not traced.
+	Trace *Trace `json:"trace,omitempty"`
 }
 
 // Verdict is one target checked against one agent run.
@@ -60,6 +62,8 @@ type Report struct {
 	GUILinks []string  `json:"gui_links"`
 	Verdicts []Verdict `json:"verdicts"`
 	Passed   bool      `json:"passed"`
+	// TraceNote says why wake bursts were not counted ("" when they were).
+	TraceNote string `json:"trace_note,omitempty"`
 }
 
 // judge fills Verdicts and Passed from the agents' costs and the links.
@@ -72,12 +76,19 @@ func (r *Report) judge() {
 			{Metric: "cpu_percent", Value: a.Cost.CPUPercent, Limit: r.Targets.CPUPercent},
 			{Metric: "wakeups_per_s", Value: a.Cost.Wakeups, Limit: r.Targets.Wakeups},
 		} {
-			v.Subject = a.Name
-			v.Pass = v.Value <= v.Limit
-			r.Passed = r.Passed && v.Pass
-			r.Verdicts = append(r.Verdicts, v)
+			r.add(a.Name, v)
+		}
+		if a.Trace != nil {
+			r.add(a.Name, Verdict{Metric: "wake_bursts_per_s", Value: a.Trace.BurstsPerS, Limit: r.Targets.Wakeups})
 		}
 	}
+}
+
+func (r *Report) add(subject string, v Verdict) {
+	v.Subject = subject
+	v.Pass = v.Value <= v.Limit
+	r.Passed = r.Passed && v.Pass
+	r.Verdicts = append(r.Verdicts, v)
 }
 
 func (r *Report) verdict(subject, metric string) string {
@@ -164,6 +175,28 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintln(tw, strings.Join(cells, ""))
 	}
+	if r.Baseline.Trace != nil {
+		tr := r.Baseline.Trace
+		cells := []string{fmt.Sprintf("wake bursts/s (strace, %.0f s)\t", tr.WindowS), fmt.Sprintf("≤ %g\t", t.Wakeups), fmt.Sprintf("%.2f\t", tr.BurstsPerS)}
+		for _, a := range r.Agents {
+			if a.Trace == nil {
+				cells = append(cells, "–\t", "\t", "\t")
+				continue
+			}
+			cells = append(cells, fmt.Sprintf("%.2f\t", a.Trace.BurstsPerS), ratio(a.Trace.BurstsPerS, tr.BurstsPerS)+"\t", r.verdict(a.Name, "wake_bursts_per_s")+"\t")
+		}
+		fmt.Fprintln(tw, strings.Join(cells, ""))
+		cells = []string{"  traced syscalls/s\t", "\t", fmt.Sprintf("%.1f\t", float64(tr.Syscalls)/tr.WindowS)}
+		for _, a := range r.Agents {
+			if a.Trace == nil {
+				cells = append(cells, "–\t", "\t", "\t")
+				continue
+			}
+			v := float64(a.Trace.Syscalls) / a.Trace.WindowS
+			cells = append(cells, fmt.Sprintf("%.1f\t", v), ratio(v, float64(tr.Syscalls)/tr.WindowS)+"\t", "\t")
+		}
+		fmt.Fprintln(tw, strings.Join(cells, ""))
+	}
 	sizes := []string{"binary, MiB\t", "\t", fmt.Sprintf("%.1f\t", r.Baseline.SizeMiB)}
 	for _, a := range r.Agents {
 		sizes = append(sizes, fmt.Sprintf("%.1f\t", a.SizeMiB), ratio(a.SizeMiB, r.Baseline.SizeMiB)+"\t", "\t")
@@ -187,6 +220,12 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w, "wakeups are counted as context switches (voluntary + involuntary, summed over /proc/PID/task/*/status):")
 	fmt.Fprintln(w, "a thread that sleeps, wakes and sleeps again makes one voluntary switch, so this counts its wakeups, plus preemptions.")
+	if r.Baseline.Trace != nil {
+		fmt.Fprintln(w, "wake bursts are counted under strace after the window: sleeping and I/O syscalls of all threads less than 1 ms apart")
+		fmt.Fprintln(w, "are one burst, i.e. one wakeup of the process however many threads it passes through.")
+	} else if r.TraceNote != "" {
+		fmt.Fprintln(w, r.TraceNote)
+	}
 	if r.Passed {
 		fmt.Fprintln(w, "result: PASS")
 	} else {

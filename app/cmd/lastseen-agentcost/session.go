@@ -29,6 +29,7 @@ type child struct {
 	done    chan struct{}
 	waitErr error
 	tr      tracker
+	trace   *Trace // wake bursts under strace; nil when not traced
 }
 
 func (c *child) exited() bool {
@@ -313,12 +314,19 @@ measure:
 	window := time.Since(begin)
 	rep.WindowS = window.Seconds()
 
+	if c.Strace != "" {
+		progress("tracing syscalls for %s (after the window: tracing costs switches of its own)", c.StraceWindow)
+		if err := straceAll(ctx, c.Strace, c.StraceWindow, dir, children); err != nil {
+			return nil, err
+		}
+	}
+
 	subject := func(ch *child) Subject {
 		bin := ch.bin
 		if ch == tray {
 			bin = c.Agent + " (run from a copy)"
 		}
-		return Subject{Name: ch.name, Binary: bin, SizeMiB: fileMiB(ch.bin), Cost: ch.tr.cost(window, rep.ClockTicks)}
+		return Subject{Name: ch.name, Binary: bin, SizeMiB: fileMiB(ch.bin), Cost: ch.tr.cost(window, rep.ClockTicks), Trace: ch.trace}
 	}
 	rep.Baseline = subject(base)
 	for _, ch := range children[1:] {

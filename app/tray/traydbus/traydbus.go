@@ -51,6 +51,7 @@ func StartBus(ctx context.Context, dir string) (*Bus, error) {
 	sock := filepath.Join(dir, "bus")
 	cmd := exec.Command(daemon, "--session", "--nofork", "--nopidfile", "--print-address=1",
 		"--address=unix:path="+sock)
+	dieWithParent(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start session bus: %w", err)
