@@ -33,4 +33,4 @@ done
 
 LASTSEEN_BIN_DIR=$(cd "$bin" && pwd)
 export LASTSEEN_BIN_DIR
-exec dbus-run-session -- env LASTSEEN_DESKTOP_E2E=1 "$GO" test -count=1 -v -timeout 10m ./app/e2e/
+exec dbus-run-session -- env LASTSEEN_DESKTOP_E2E=1 "$GO" test -race -count=1 -v -timeout 10m ./app/e2e/

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,10 @@ const screenSize = "1280x800x24"
 // screenshotDir keeps what the tests saw; it is not committed (the good
 // ones are copied to docs/screenshots by hand).
 const screenshotDir = "screenshots"
+
+// quietXGB sets xgb's package logger once: a reader goroutine of an earlier
+// test's connection may still be reading it.
+var quietXGB sync.Once
 
 // gate skips unless one of the variables asks for the run. Desktop tests
 // start X servers and browsers' worth of processes, so they never run by
@@ -141,7 +146,7 @@ func startDesktop(t *testing.T, ctx context.Context) *desktop {
 	// xgb narrates to stderr through its package logger (no ~/.Xauthority,
 	// which Xvfb does not need; the reader ending when Xvfb stops); every
 	// failure that matters comes back as an error instead.
-	xgb.Logger = log.New(io.Discard, "", 0)
+	quietXGB.Do(func() { xgb.Logger = log.New(io.Discard, "", 0) })
 	x, err := xgb.NewConnDisplay(d.display)
 	if err != nil {
 		t.Fatalf("connect to X display %s: %v", d.display, err)

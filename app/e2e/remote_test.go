@@ -67,7 +67,7 @@ func (dv *device) beats(t *testing.T, from, to time.Time, state presence.State) 
 // across devices, and both themes render. Its screenshots are the ones the
 // docs show.
 func TestWindowRemote(t *testing.T) {
-	gate(t, "LASTSEEN_DESKTOP_E2E", "LASTSEEN_REQUIRE_DESKTOP")
+	gate(t, "LASTSEEN_DESKTOP_E2E")
 	agentPath, windowPath := built(t, agentBin), built(t, windowBin)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

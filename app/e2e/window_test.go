@@ -87,7 +87,7 @@ func closeDashboard(t *testing.T, d *desktop, o opened) {
 // the window follows real input (its title says the user's state), renders,
 // closes like any window, and leaves the agent beating on its own.
 func TestDesktopWindow(t *testing.T) {
-	gate(t, "LASTSEEN_DESKTOP_E2E", "LASTSEEN_REQUIRE_DESKTOP")
+	gate(t, "LASTSEEN_DESKTOP_E2E")
 	agentPath := built(t, agentBin)
 	built(t, windowBin) // the agent starts it from beside itself
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -15,18 +15,23 @@ import (
 
 // BenchmarkIngest mirrors the SQLite store's: 256 devices, 32 senders per
 // CPU each being one device sending in order, 1 or 50 beats per call, every
-// beat extending its device's span. Reported as beats/s.
+// beat extending its device's span. The changes variant alternates active
+// and idle, so every beat ends a span, starts one and makes three events:
+// the write path at its most expensive. Reported as beats/s.
 //
 //	go test ./backend/postgres/ -run '^$' -bench Ingest -benchtime 2000x
 func BenchmarkIngest(b *testing.B) {
 	for _, perBatch := range []int{1, 50} {
 		b.Run(fmt.Sprintf("beats=%d", perBatch), func(b *testing.B) {
-			benchIngest(b, perBatch)
+			benchIngest(b, perBatch, false)
 		})
 	}
+	b.Run("beats=1/changes", func(b *testing.B) {
+		benchIngest(b, 1, true)
+	})
 }
 
-func benchIngest(b *testing.B, perBatch int) {
+func benchIngest(b *testing.B, perBatch int, changes bool) {
 	const devices = 256
 	ctx := context.Background()
 	var commits, committed atomic.Int64
@@ -63,7 +68,11 @@ func benchIngest(b *testing.B, perBatch int) {
 			bs := make([]presence.Beat, perBatch)
 			for i := range bs {
 				seq++
-				bs[i] = presence.Beat{Seq: seq, At: base.Add(time.Duration(seq) * time.Second), State: presence.Active}
+				st := presence.Active
+				if changes && seq%2 == 0 {
+					st = presence.Idle
+				}
+				bs[i] = presence.Beat{Seq: seq, At: base.Add(time.Duration(seq) * time.Second), State: st}
 			}
 			if _, err := s.Ingest(ctx, id, bs, nil); err != nil {
 				b.Error(err)

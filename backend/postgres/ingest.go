@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,7 +49,7 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 		f := *facts
 		facts = &f
 	}
-	r, err := s.writer.Do(ctx, ingestReq{deviceID: deviceID, beats: bs, facts: facts})
+	r, err := s.writerOf(deviceID).Do(ctx, ingestReq{deviceID: deviceID, beats: bs, facts: facts})
 	switch {
 	case errors.Is(err, groupcommit.ErrClosed):
 		return presence.IngestResult{}, errClosed
@@ -60,6 +59,18 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 		return presence.IngestResult{}, r.err
 	}
 	return r.res, nil
+}
+
+// maxWriters bounds Config.Writers: each writer holds a connection while
+// its group commits.
+const maxWriters = 16
+
+// writerOf is the writer of a device: always the same one, so a device's
+// requests are committed in the order they came, and the writers' groups
+// hold disjoint devices.
+func (s *Store) writerOf(deviceID int64) *groupcommit.Writer[ingestReq, ingestRes] {
+	n := int64(len(s.writers))
+	return s.writers[((deviceID%n)+n)%n]
 }
 
 // normalizeBeats copies beats sorted by seq, in UTC, cut to the database's
@@ -132,13 +143,6 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	dbgGroups.Add(1)
-	dbgReqs.Add(int64(len(reqs)))
-	if l := dbgLast.Load(); l != 0 {
-		dbgIdle.Add(int64(started.Sub(time.Unix(0, l))))
-	}
-	defer func() { dbgLast.Store(time.Now().UnixNano()) }()
-	t1 := time.Now()
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
@@ -151,8 +155,6 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	if err != nil {
 		return nil, err
 	}
-	dbgLock.Add(int64(time.Since(t1)))
-	t1 = time.Now()
 	res := make([]ingestRes, len(reqs))
 	var ops []*spanOp // every span the group may touch, written if dirty
 	for _, id := range ids {
@@ -266,14 +268,9 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	if err := allocate(ctx, conn, newOps, evs); err != nil {
 		return nil, err
 	}
-	dbgWrite.Add(int64(time.Since(t1)))
-	t1 = time.Now()
 	if err := writeGroup(ctx, conn, work, ids, ops, evs); err != nil {
 		return nil, err
 	}
-	dbgCommit.Add(int64(time.Since(t1)))
-	t1 = time.Now()
-	defer func() { dbgAfter.Add(int64(time.Since(t1))) }()
 
 	// Committed: from here on nothing may fail the group (a failure would
 	// make the writer retry committed requests).
@@ -529,13 +526,4 @@ func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time) pend
 		},
 		Device: snapOf(&e),
 	}}
-}
-
-var dbgGroups, dbgReqs, dbgIdle, dbgLast, dbgBegin, dbgLock, dbgWrite, dbgCommit, dbgAfter atomic.Int64
-
-func DebugStats() string {
-	g := float64(dbgGroups.Load())
-	ms := func(v *atomic.Int64) float64 { return float64(v.Load()) / g / 1e6 }
-	return fmt.Sprintf("groups %.0f reqs/group %.1f idle %.2fms begin %.2fms lock+compute... lock %.2fms write(alloc+merge+write) %.2fms commit %.2fms after %.2fms",
-		g, float64(dbgReqs.Load())/g, ms(&dbgIdle), ms(&dbgBegin), ms(&dbgLock), ms(&dbgWrite), ms(&dbgCommit), ms(&dbgAfter))
 }

@@ -22,9 +22,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +50,12 @@ type Config struct {
 	Linger time.Duration
 	// MaxBatch bounds the beats of one write transaction (default 4000).
 	MaxBatch int
+	// Writers is how many write transactions may be in flight at once
+	// (default 2). Devices are split between the writers by id, so each
+	// device's beats still go through one queue in order and two groups of
+	// one instance never wait on each other's row locks; while one group
+	// waits on the database, the next gathers and sends.
+	Writers int
 
 	// Tick is how often TTL expiries are checked (default 1 s).
 	Tick time.Duration
@@ -90,9 +96,6 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	if v := os.Getenv("PGLINGER"); v != "" && c.Linger == 0 {
-		c.Linger, _ = time.ParseDuration(v)
-	}
 	def(&c.Linger, 2*time.Millisecond)
 	def(&c.Tick, time.Second)
 	def(&c.PollEvery, 2*time.Second)
@@ -108,6 +111,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 4000
+	}
+	if c.Writers == 0 {
+		c.Writers = 2
 	}
 	if c.EventMaxRows == 0 {
 		c.EventMaxRows = 100_000
@@ -141,6 +147,9 @@ func (c Config) Validate() error {
 	if c.MaxBatch < 0 || c.EventMaxRows < 0 {
 		return presence.Errorf(presence.EINVALID, "postgres: MaxBatch and EventMaxRows must not be negative")
 	}
+	if c.Writers < 1 || c.Writers > maxWriters {
+		return presence.Errorf(presence.EINVALID, "postgres: Writers must be 1..%d", maxWriters)
+	}
 	return nil
 }
 
@@ -148,13 +157,15 @@ func (c Config) Validate() error {
 // concurrent use; any number of Stores (in any number of processes) may share
 // one database.
 type Store struct {
-	cfg    Config
-	opts   presence.Options
-	log    *slog.Logger
-	pool   *pgxpool.Pool
-	writer *groupcommit.Writer[ingestReq, ingestRes]
-	cache  *cache
-	tokens *tokenCache
+	cfg  Config
+	opts presence.Options
+	log  *slog.Logger
+	pool *pgxpool.Pool
+	// writers[i] commits the groups of the devices whose id is i modulo
+	// len(writers).
+	writers []*groupcommit.Writer[ingestReq, ingestRes]
+	cache   *cache
+	tokens  *tokenCache
 
 	// drainMu serialises reading the events table, so Notify sees every
 	// event once, in id order, whichever goroutine drains.
@@ -197,6 +208,11 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, presence.Errorf(presence.EINVALID, "postgres: bad DSN: %v", err)
 	}
+	// Each writer holds a connection while its group commits; token
+	// lookups, reads and catch-ups need a couple besides.
+	if need := int32(cfg.Writers + 2); pcfg.MaxConns < need {
+		pcfg.MaxConns = need
+	}
 	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = "lastseend"
 	}
@@ -230,11 +246,13 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("load presence: %w", err)
 	}
-	s.writer = groupcommit.New(s.commitIngest, groupcommit.Options[ingestReq]{
-		Linger:   cfg.Linger,
-		MaxBatch: cfg.MaxBatch,
-		Weight:   func(r ingestReq) int { return len(r.beats) + 1 },
-	})
+	for range cfg.Writers {
+		s.writers = append(s.writers, groupcommit.New(s.commitIngest, groupcommit.Options[ingestReq]{
+			Linger:   cfg.Linger,
+			MaxBatch: cfg.MaxBatch,
+			Weight:   func(r ingestReq) int { return len(r.beats) + 1 },
+		}))
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(2)
@@ -256,10 +274,11 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeMu.Unlock()
-	err := s.writer.Close()
-	if os.Getenv("PGDEBUG") != "" && dbgGroups.Load() > 0 {
-		fmt.Fprintln(os.Stderr, DebugStats(), "tokens hits", s.tokens.hits.Load(), "misses", s.tokens.misses.Load())
+	var errs []error
+	for _, w := range s.writers {
+		errs = append(errs, w.Close())
 	}
+	err := errors.Join(errs...)
 	s.cancel()
 	s.wg.Wait()
 	s.pool.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,22 @@ func TestCheckServerURL(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// TestNoGOMAXPROCSUpdates: the agent opts out of the runtime's periodic
+// re-reading of the CPU limit, a wakeup a second it does not need.
+func TestNoGOMAXPROCSUpdates(t *testing.T) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Skip("no build info")
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "DefaultGODEBUG" {
+			if !strings.Contains(s.Value, "updatemaxprocs=0") {
+				t.Fatalf("DefaultGODEBUG %q lacks updatemaxprocs=0", s.Value)
+			}
+			return
+		}
+	}
+	t.Fatal("no DefaultGODEBUG in the build info: the //go:debug line in main.go is gone")
 }
