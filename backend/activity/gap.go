@@ -13,11 +13,15 @@ const GapName = "clock-gap"
 // GapConfig tunes the clock-gap detector. Zero values take defaults.
 type GapConfig struct {
 	// Tick is how often the detector looks at the clocks. It bounds how
-	// early before a silent suspend the Sleeping event is stamped. Default 5 s.
+	// early before a silent suspend the Sleeping event is stamped. Default
+	// 15 s: the agent beats every 30 s, so a span already ends at a beat up
+	// to that long before a suspend, and the always-on agent should not wake
+	// more often than it must.
 	Tick time.Duration
 	// Threshold is how much time may go missing between two ticks before
-	// it counts as a suspend. Default 20 s: far above scheduling jitter on
-	// a loaded machine, far below the service's pulse window.
+	// it counts as a suspend. Default 30 s: far above scheduling jitter on
+	// a loaded machine, below the service's pulse window (60 s), so every
+	// suspend that would split a span is seen.
 	Threshold time.Duration
 	// Wall reads the wall clock. Default time.Now without its monotonic
 	// reading.
@@ -50,10 +54,10 @@ type GapDetector struct {
 // NewGapDetector starts a clock-gap detector; Close stops it.
 func NewGapDetector(cfg GapConfig) *GapDetector {
 	if cfg.Tick <= 0 {
-		cfg.Tick = 5 * time.Second
+		cfg.Tick = 15 * time.Second
 	}
 	if cfg.Threshold <= 0 {
-		cfg.Threshold = 20 * time.Second
+		cfg.Threshold = 30 * time.Second
 	}
 	if cfg.Wall == nil {
 		cfg.Wall = func() time.Time { return time.Now().Round(0) }

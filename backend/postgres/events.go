@@ -65,82 +65,133 @@ type pendingEvent struct {
 	span *spanOp // the span a session event shows; its id is filled in late
 }
 
-// queueEventIDs queues, on a transaction's batch, the statements that
-// allocate n event ids. The transaction-level advisory lock makes writers of
-// events commit in id order: a reader that sees id N can never later find a
-// smaller id appear, so "WHERE id > last" misses nothing. The lock is taken
-// after the device row locks and held only to COMMIT, so it cannot deadlock
-// with them.
-func queueEventIDs(b *pgx.Batch, n int) {
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockEvents)
-	b.Queue(`SELECT nextval('event_ids') FROM generate_series(1, $1)`, n)
-}
+// insertEventsSQL writes a batch of events in one statement: it takes one
+// id per payload from event_ids, gives the k-th smallest to the k-th
+// payload (so events keep the order they were built in), writes the id
+// into the payload too, and returns the ids. The CTE is materialised so
+// nextval runs exactly once per payload whatever plan is chosen.
+const insertEventsSQL = `WITH ids AS MATERIALIZED (
+		SELECT id, row_number() OVER (ORDER BY id) AS ord
+		FROM (SELECT nextval('event_ids') AS id FROM generate_series(1, cardinality($1::text[]))) n
+	)
+	INSERT INTO events (id, payload)
+	SELECT ids.id, jsonb_set(e.p::jsonb, '{event,id}', to_jsonb(ids.id))
+	FROM unnest($1::text[]) WITH ORDINALITY AS e(p, ord) JOIN ids USING (ord)
+	RETURNING id`
 
-// readEventIDs reads the results of queueEventIDs.
-func readEventIDs(br pgx.BatchResults) ([]int64, error) {
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("lock event ids: %w", err)
-	}
-	return readIDs(br)
-}
-
-func readIDs(br pgx.BatchResults) ([]int64, error) {
-	rows, _ := br.Query()
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("allocate ids: %w", err)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
-// queueEvents assigns ids to events and queues their insert and the wake-up.
-func queueEvents(b *pgx.Batch, evs []pendingEvent, ids []int64) error {
-	if len(ids) != len(evs) {
-		return fmt.Errorf("allocated %d event ids for %d events", len(ids), len(evs))
-	}
+// queueEvents queues, on a transaction's batch, everything that writes evs:
+// the events lock, the insert (insertEventsSQL) and the wake-up. The
+// transaction-level advisory lock makes writers of events commit in id
+// order: a reader that sees id N can never later find a smaller id appear,
+// so "WHERE id > last" misses nothing. It is taken after the device row
+// locks and held only to COMMIT, so it cannot deadlock with them, and,
+// queued with the writes, it is held for as short a time as it can be.
+//
+// The returned committedEvents is filled in when the batch's results are
+// read: the events with their ids, ready for deliver.
+func queueEvents(b *pgx.Batch, evs []pendingEvent) (*committedEvents, error) {
 	payloads := make([]string, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		e.rec.Event.ID = ids[i]
 		if e.span != nil && e.rec.Event.Session != nil {
 			e.rec.Event.Session.ID = e.span.span.ID
 		}
 		p, err := json.Marshal(e.rec)
 		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
+			return nil, fmt.Errorf("encode event: %w", err)
 		}
 		payloads[i] = string(p)
 	}
-	b.Queue(`INSERT INTO events (id, payload) SELECT id, p::jsonb FROM unnest($1::bigint[], $2::text[]) AS e(id, p)`, ids, payloads)
-	// Delivered at COMMIT, once per transaction that produced events.
-	b.Queue(`SELECT pg_notify($1, $2)`, channel, strconv.FormatInt(ids[len(ids)-1], 10))
-	return nil
+	c := &committedEvents{payloads: payloads}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockEvents)
+	b.Queue(insertEventsSQL, payloads).Query(func(rows pgx.Rows) error {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		if len(ids) != len(payloads) {
+			return fmt.Errorf("insert events: %d ids for %d events", len(ids), len(payloads))
+		}
+		slices.Sort(ids)
+		c.ids = ids
+		return nil
+	})
+	// Delivered at COMMIT, once per transaction that produced events. The
+	// last id this session drew is the highest of the batch.
+	b.Queue(`SELECT pg_notify($1, currval('event_ids')::text)`, channel)
+	return c, nil
 }
 
-// writeEvents allocates ids for evs and writes them inside tx.
+// committedEvents are the events one transaction wrote: their payloads as
+// stored and, once the insert answered, their ids (ascending, in order).
+type committedEvents struct {
+	payloads []string
+	ids      []int64
+}
+
+// writeEvents writes evs inside tx, in one round trip.
 func writeEvents(ctx context.Context, tx pgx.Tx, evs []pendingEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
-	queueEventIDs(b, len(evs))
-	br := tx.SendBatch(ctx, b)
-	ids, err := readEventIDs(br)
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	b = &pgx.Batch{}
-	if err := queueEvents(b, evs, ids); err != nil {
+	if _, err := queueEvents(b, evs); err != nil {
 		return err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write events: %w", err)
 	}
 	return nil
+}
+
+// deliver hands the events a transaction of this instance just committed to
+// Notify. When they are the very next ones in id order (the usual case:
+// nobody else's event was committed since the last one delivered), they are
+// delivered from memory, decoded from the payloads exactly as a reader of
+// the table would see them; otherwise catchUp reads the table, which
+// delivers them with everything before them. Either way every event is
+// delivered once, in id order.
+func (s *Store) deliver(ctx context.Context, c *committedEvents) error {
+	if c == nil || len(c.ids) == 0 {
+		return nil
+	}
+	s.drainMu.Lock()
+	if c.ids[0] <= s.lastEvent {
+		// A catch-up (the listener's, or another writer's) got there first.
+		s.drainMu.Unlock()
+		return nil
+	}
+	next := c.ids[0] == s.lastEvent+1
+	for i := 1; next && i < len(c.ids); i++ {
+		next = c.ids[i] == c.ids[i-1]+1
+	}
+	if next {
+		for i, id := range c.ids {
+			s.deliverLocked(id, []byte(c.payloads[i]))
+		}
+		s.drainMu.Unlock()
+		return nil
+	}
+	s.drainMu.Unlock()
+	return s.catchUp(ctx)
+}
+
+// deliverLocked applies one committed event to memory and notifies it.
+// Caller holds drainMu.
+func (s *Store) deliverLocked(id int64, payload []byte) {
+	var rec eventRecord
+	if err := json.Unmarshal(payload, &rec); err != nil {
+		// A row this release cannot read must not stall the stream.
+		s.log.Error("postgres: skipping undecodable event", "event_id", id, "err", err)
+		s.lastEvent = id
+		return
+	}
+	rec.Event.ID = id
+	if d := rec.Device; d != nil {
+		s.cache.putPresence(d.presence(), d.Expired.UTC())
+	}
+	s.opts.Notify(rec.Event)
+	s.lastEvent = id
 }
 
 // catchUp reads every event committed after the last one this instance
@@ -169,19 +220,7 @@ func (s *Store) catchUp(ctx context.Context) error {
 			return fmt.Errorf("read events: %w", err)
 		}
 		for _, x := range got {
-			var rec eventRecord
-			if err := json.Unmarshal(x.payload, &rec); err != nil {
-				// A row this release cannot read must not stall the stream.
-				s.log.Error("postgres: skipping undecodable event", "event_id", x.id, "err", err)
-				s.lastEvent = x.id
-				continue
-			}
-			rec.Event.ID = x.id
-			if d := rec.Device; d != nil {
-				s.cache.putPresence(d.presence(), d.Expired.UTC())
-			}
-			s.opts.Notify(rec.Event)
-			s.lastEvent = x.id
+			s.deliverLocked(x.id, x.payload)
 		}
 		if len(got) < page {
 			return nil

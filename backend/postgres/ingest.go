@@ -115,14 +115,17 @@ type devWork struct {
 
 func (w *devWork) entry() devEntry { return w.row.devEntry }
 
-// commitIngest applies a group of Ingest requests in one transaction:
+// commitIngest applies a group of Ingest requests in one transaction of two
+// round trips:
 //
-//  1. lock the devices (ordered by id, so groups on several instances never
-//     deadlock) and read each one's last_seq and tail span;
-//  2. in Go: drop duplicates, merge beats into spans, collect events;
-//  3. allocate ids for new spans and events in one round trip;
-//  4. upsert spans, update devices, insert events and NOTIFY in one round
-//     trip; COMMIT.
+//  1. BEGIN, lock the devices (ordered by id, so groups on several
+//     instances never deadlock) and read each one's last_seq and tail span,
+//     and take ids for the spans memory expects the group to start;
+//  2. in Go: drop duplicates, merge beats into spans, collect events (and,
+//     only when memory guessed too few, take the missing span ids: one
+//     more round trip);
+//  3. upsert spans, update devices, insert events with their ids, NOTIFY
+//     and COMMIT.
 //
 // After COMMIT it updates memory and hands the events to Notify, so callers
 // are answered only once all of that is true.
@@ -151,7 +154,7 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	conn := pc.Conn()
 	defer rollbackOpen(conn)
 
-	work, err := lockDevices(ctx, conn, ids)
+	work, spanIDs, err := lockDevices(ctx, conn, ids, s.expectNewSpans(reqs))
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +268,20 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 			newOps = append(newOps, op)
 		}
 	}
-	if err := allocate(ctx, conn, newOps, evs); err != nil {
-		return nil, err
+	if n := len(newOps) - len(spanIDs); n > 0 {
+		more, err := allocateSpanIDs(ctx, conn, n)
+		if err != nil {
+			return nil, err
+		}
+		spanIDs = append(spanIDs, more...)
 	}
-	if err := writeGroup(ctx, conn, work, ids, ops, evs); err != nil {
+	// Ascending ids in the order the spans started: the spans of one
+	// device sort by id as they do by time.
+	for i, op := range newOps {
+		op.span.ID = spanIDs[i]
+	}
+	committed, err := writeGroup(ctx, conn, work, ids, ops, evs)
+	if err != nil {
 		return nil, err
 	}
 
@@ -279,10 +292,8 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 			s.cache.putDevice(w.entry())
 		}
 	}
-	if len(evs) > 0 {
-		if err := s.catchUp(ctx); err != nil {
-			s.log.Warn("postgres: delivering events after commit failed; the listener will retry", "err", err)
-		}
+	if err := s.deliver(ctx, committed); err != nil {
+		s.log.Warn("postgres: delivering events after commit failed; the listener will retry", "err", err)
 	}
 	s.opts.Observe(nbeats, time.Since(started))
 	return res, nil
@@ -299,9 +310,11 @@ const lockSQL = `SELECT ` + deviceCols + `, u.handle,
 	ORDER BY d.id
 	FOR UPDATE OF d`
 
-// lockDevices begins the group's transaction on conn and locks its devices
-// (lockSQL), in one round trip: BEGIN travels with the SELECT.
-func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64) (map[int64]*devWork, error) {
+// lockDevices begins the group's transaction on conn, locks its devices
+// (lockSQL) and takes spans ids for the group, in one round trip: BEGIN and
+// the id allocation travel with the SELECT. The ids come after the lock, so
+// they are taken while the devices are held.
+func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64, spans int) (map[int64]*devWork, []int64, error) {
 	work := make(map[int64]*devWork, len(ids))
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
@@ -332,10 +345,64 @@ func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64) (map[int64]*d
 		}
 		return rows.Err()
 	})
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("lock devices: %w", err)
+	var spanIDs []int64
+	if spans > 0 {
+		b.Queue(spanIDsSQL, spans).Query(func(rows pgx.Rows) error {
+			var err error
+			spanIDs, err = collectIDs(rows)
+			return err
+		})
 	}
-	return work, nil
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("lock devices: %w", err)
+	}
+	return work, spanIDs, nil
+}
+
+// spanIDsSQL takes $1 span ids.
+const spanIDsSQL = `SELECT nextval('span_ids') FROM generate_series(1, $1)`
+
+// collectIDs reads ids, ascending.
+func collectIDs(rows pgx.Rows) ([]int64, error) {
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("allocate ids: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// expectNewSpans guesses from memory how many spans a group will start,
+// so that their ids come with the lock instead of costing a round trip of
+// their own. Memory may be behind (another instance heard the device): a
+// guess too high wastes a few sequence values, one too low costs the round
+// trip it tried to save; neither changes what is written.
+func (s *Store) expectNewSpans(reqs []ingestReq) int {
+	window := s.opts.Pulse.Window()
+	seen := make(map[int64]presence.DevicePresence, len(reqs))
+	n := 0
+	for _, r := range reqs {
+		d, ok := seen[r.deviceID]
+		if !ok {
+			e, known := s.cache.device(r.deviceID)
+			if !known {
+				continue // unknown here, or revoked: the lock will tell
+			}
+			d = e.pres
+		}
+		for _, b := range r.beats {
+			if b.Seq <= d.LastSeq || b.At.Before(d.LastBeat) {
+				continue
+			}
+			if b.State != presence.Offline &&
+				(d.State == presence.Offline || d.LastBeat.IsZero() || b.State != d.State || b.At.Sub(d.LastBeat) > window) {
+				n++
+			}
+			d = d.Apply([]presence.Beat{b})
+		}
+		seen[r.deviceID] = d
+	}
+	return n
 }
 
 // rollbackOpen ends the transaction a failed group left open, so the
@@ -352,54 +419,26 @@ func rollbackOpen(conn *pgx.Conn) {
 	}
 }
 
-// allocate takes ids for new spans and for events in one round trip. Ids
-// are handed out in ascending order, so spans and events of one device keep
-// their order.
-func allocate(ctx context.Context, conn *pgx.Conn, spans []*spanOp, evs []pendingEvent) error {
-	if len(spans) == 0 && len(evs) == 0 {
-		return nil
+// allocateSpanIDs takes n more span ids, for the spans memory did not
+// expect. They come after those taken with the lock, so ids still ascend in
+// the order the spans started.
+func allocateSpanIDs(ctx context.Context, conn *pgx.Conn, n int) ([]int64, error) {
+	rows, _ := conn.Query(ctx, spanIDsSQL, n)
+	ids, err := collectIDs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("span ids: %w", err)
 	}
-	b := &pgx.Batch{}
-	if len(spans) > 0 {
-		b.Queue(`SELECT nextval('span_ids') FROM generate_series(1, $1)`, len(spans))
+	if len(ids) != n {
+		return nil, fmt.Errorf("span ids: got %d for %d spans", len(ids), n)
 	}
-	if len(evs) > 0 {
-		queueEventIDs(b, len(evs))
-	}
-	br := conn.SendBatch(ctx, b)
-	defer br.Close()
-	if len(spans) > 0 {
-		ids, err := readIDs(br)
-		if err != nil {
-			return fmt.Errorf("span ids: %w", err)
-		}
-		if len(ids) != len(spans) {
-			return fmt.Errorf("span ids: got %d for %d spans", len(ids), len(spans))
-		}
-		for i, op := range spans {
-			op.span.ID = ids[i]
-		}
-	}
-	if len(evs) > 0 {
-		ids, err := readEventIDs(br)
-		if err != nil {
-			return err
-		}
-		if len(ids) != len(evs) {
-			return fmt.Errorf("event ids: got %d for %d events", len(ids), len(evs))
-		}
-		for i := range evs {
-			evs[i].rec.Event.ID = ids[i]
-		}
-	}
-	return br.Close()
+	return ids, nil
 }
 
 // writeGroup writes a group's spans, devices and events with one statement
 // each and commits, all in one round trip: COMMIT travels with the writes.
 // An error in any statement makes the server skip the rest, COMMIT
 // included, so the transaction is left open and failed, never half done.
-func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) error {
+func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) (*committedEvents, error) {
 	b := &pgx.Batch{}
 	if sp := spanColumns(ops); len(sp.id) > 0 {
 		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.start, sp.end, sp.closed)
@@ -443,13 +482,11 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 				AS u(id, state, last_beat, last_active, last_seq, tail, os, platform, hostname, expired)
 			WHERE d.id = u.id`, dID, dState, dBeat, dActive, dSeq, dTail, dOS, dPlat, dHost, dExpired)
 	}
+	var committed *committedEvents
 	if len(evs) > 0 {
-		eids := make([]int64, len(evs))
-		for i := range evs {
-			eids[i] = evs[i].rec.Event.ID
-		}
-		if err := queueEvents(b, evs, eids); err != nil {
-			return err
+		var err error
+		if committed, err = queueEvents(b, evs); err != nil {
+			return nil, err
 		}
 	}
 	var tag pgconn.CommandTag
@@ -458,13 +495,13 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 		return nil
 	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write spans and devices: %w", err)
+		return nil, fmt.Errorf("write spans and devices: %w", err)
 	}
 	// A transaction that failed unnoticed answers COMMIT with ROLLBACK.
 	if tag.String() != "COMMIT" {
-		return fmt.Errorf("commit: the server answered %q", tag.String())
+		return nil, fmt.Errorf("commit: the server answered %q", tag.String())
 	}
-	return nil
+	return committed, nil
 }
 
 // upsertSpansSQL writes many spans in one statement: new spans are inserted

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +45,10 @@ type Config struct {
 	Options presence.Options
 	Logger  *slog.Logger // default: discard
 
-	// Linger is how long the writer waits to gather a group (default 2 ms;
-	// negative: no wait, a group is whatever queued during the previous
-	// commit).
+	// Linger is how long a writer waits to gather a group after its first
+	// request (default 1 ms; negative: no wait, a group is whatever queued
+	// during the previous commit). With two writers one group gathers while
+	// the other commits, so a long linger buys little but latency.
 	Linger time.Duration
 	// MaxBatch bounds the beats of one write transaction (default 4000).
 	MaxBatch int
@@ -96,7 +98,7 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	def(&c.Linger, 2*time.Millisecond)
+	def(&c.Linger, time.Millisecond)
 	def(&c.Tick, time.Second)
 	def(&c.PollEvery, 2*time.Second)
 	def(&c.RefreshEvery, 5*time.Second)
@@ -111,6 +113,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 4000
+	}
+	if v := os.Getenv("PGWRITERS"); v != "" && c.Writers == 0 {
+		fmt.Sscan(v, &c.Writers)
 	}
 	if c.Writers == 0 {
 		c.Writers = 2
