@@ -159,10 +159,10 @@ func status(e *devEntry, now time.Time, p presence.Pulse) presence.DeviceStatus 
 }
 
 // userPresenceLocked computes a user's presence over their cached devices,
-// with override standing in for the cached copy of one device (a change
-// being committed). A revoked device leaves presence entirely, its last
-// active beat too. Caller holds mu.
-func (c *cache) userPresenceLocked(u presence.User, now time.Time, p presence.Pulse, override *devEntry) presence.UserPresence {
+// with overrides standing in for the cached copies of the same devices
+// (changes being committed). A revoked device leaves presence entirely, its
+// last active beat too. Caller holds mu.
+func (c *cache) userPresenceLocked(u presence.User, now time.Time, p presence.Pulse, overrides []*devEntry) presence.UserPresence {
 	up := presence.UserPresence{User: u, Devices: []presence.DeviceStatus{}}
 	var live []presence.DevicePresence
 	add := func(e *devEntry) {
@@ -171,18 +171,16 @@ func (c *cache) userPresenceLocked(u presence.User, now time.Time, p presence.Pu
 			live = append(live, e.pres)
 		}
 	}
-	seen := false
 	for _, e := range c.devices {
-		if e.dev.UserID != u.ID {
+		if e.dev.UserID != u.ID || slices.ContainsFunc(overrides, func(o *devEntry) bool { return o.dev.ID == e.dev.ID }) {
 			continue
-		}
-		if override != nil && e.dev.ID == override.dev.ID {
-			e, seen = override, true
 		}
 		add(e)
 	}
-	if override != nil && !seen && override.dev.UserID == u.ID {
-		add(override)
+	for _, o := range overrides {
+		if o.dev.UserID == u.ID {
+			add(o)
+		}
 	}
 	slices.SortFunc(up.Devices, func(a, b presence.DeviceStatus) int { return cmp.Compare(a.ID, b.ID) })
 	up.Status = presence.UserStatus(now, p, live)
@@ -202,11 +200,11 @@ func (c *cache) presence(now time.Time, p presence.Pulse) []presence.UserPresenc
 	return out
 }
 
-// userStatus is the user's status and last seen with one device replaced by
-// a pending change.
-func (c *cache) userStatus(userID int64, now time.Time, p presence.Pulse, override *devEntry) (presence.State, time.Time) {
+// userStatus is the user's status and last seen with some devices replaced
+// by pending changes.
+func (c *cache) userStatus(userID int64, now time.Time, p presence.Pulse, overrides ...*devEntry) (presence.State, time.Time) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	up := c.userPresenceLocked(presence.User{ID: userID}, now, p, override)
+	up := c.userPresenceLocked(presence.User{ID: userID}, now, p, overrides)
 	return up.Status, up.LastSeen
 }

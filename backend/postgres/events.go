@@ -88,7 +88,7 @@ const insertEventsSQL = `WITH ids AS MATERIALIZED (
 // queued with the writes, it is held for as short a time as it can be.
 //
 // The returned committedEvents is filled in when the batch's results are
-// read: the events with their ids, ready for deliver.
+// read: the events with their ids, ready for deliverNext.
 func queueEvents(b *pgx.Batch, evs []pendingEvent) (*committedEvents, error) {
 	payloads := make([]string, len(evs))
 	for i := range evs {
@@ -144,36 +144,34 @@ func writeEvents(ctx context.Context, tx pgx.Tx, evs []pendingEvent) error {
 	return nil
 }
 
-// deliver hands the events a transaction of this instance just committed to
-// Notify. When they are the very next ones in id order (the usual case:
-// nobody else's event was committed since the last one delivered), they are
-// delivered from memory, decoded from the payloads exactly as a reader of
-// the table would see them; otherwise catchUp reads the table, which
-// delivers them with everything before them. Either way every event is
-// delivered once, in id order.
-func (s *Store) deliver(ctx context.Context, c *committedEvents) error {
+// deliverNext hands the events a transaction of this instance just
+// committed to Notify straight from memory, decoded from the payloads
+// exactly as a reader of the table would see them, when they are the very
+// next ones in id order (the usual case: nobody else's event was committed
+// since the last one delivered). It reports false when they are not, and
+// catchUp must read the table, which delivers them with everything before
+// them. Either way every event is delivered once, in id order.
+func (s *Store) deliverNext(c *committedEvents) bool {
 	if c == nil || len(c.ids) == 0 {
-		return nil
+		return true
 	}
 	s.drainMu.Lock()
-	if c.ids[0] <= s.lastEvent {
-		// A catch-up (the listener's, or another writer's) got there first.
-		s.drainMu.Unlock()
-		return nil
+	defer s.drainMu.Unlock()
+	if c.ids[len(c.ids)-1] <= s.lastEvent {
+		return true // the listener's catch-up got there first
 	}
-	next := c.ids[0] == s.lastEvent+1
-	for i := 1; next && i < len(c.ids); i++ {
-		next = c.ids[i] == c.ids[i-1]+1
+	if c.ids[0] != s.lastEvent+1 {
+		return false
 	}
-	if next {
-		for i, id := range c.ids {
-			s.deliverLocked(id, []byte(c.payloads[i]))
+	for i := 1; i < len(c.ids); i++ {
+		if c.ids[i] != c.ids[i-1]+1 {
+			return false
 		}
-		s.drainMu.Unlock()
-		return nil
 	}
-	s.drainMu.Unlock()
-	return s.catchUp(ctx)
+	for i, id := range c.ids {
+		s.deliverLocked(id, []byte(c.payloads[i]))
+	}
+	return true
 }
 
 // deliverLocked applies one committed event to memory and notifies it.

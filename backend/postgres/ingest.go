@@ -119,7 +119,7 @@ func (w *devWork) entry() devEntry { return w.row.devEntry }
 // round trips:
 //
 //  1. BEGIN, lock the devices (ordered by id, so groups on several
-//     instances never deadlock) and read each one's last_seq and tail span,
+//     instances never deadlock), read each one's last_seq and tail span,
 //     and take ids for the spans memory expects the group to start;
 //  2. in Go: drop duplicates, merge beats into spans, collect events (and,
 //     only when memory guessed too few, take the missing span ids: one
@@ -127,15 +127,18 @@ func (w *devWork) entry() devEntry { return w.row.devEntry }
 //  3. upsert spans, update devices, insert events with their ids, NOTIFY
 //     and COMMIT.
 //
+// Step 1 runs while another writer's group is in steps 2 and 3: their
+// devices are disjoint (writerOf), so neither waits on the other's locks.
+// Steps 2 and 3 run one group at a time (applyMu): each group is merged
+// and its events built against memory as every group before it left it,
+// and its events get later ids, exactly as with a single writer.
+//
 // After COMMIT it updates memory and hands the events to Notify, so callers
 // are answered only once all of that is true.
 func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes, error) {
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, txTimeout)
 	defer cancel()
-	now := s.now()
-	p := s.opts.Pulse
-	window := p.Window()
 
 	ids := make([]int64, 0, len(reqs))
 	nbeats := 0
@@ -158,6 +161,30 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	if err != nil {
 		return nil, err
 	}
+
+	s.applyMu.Lock()
+	res, committed, err := s.applyGroup(ctx, conn, reqs, ids, work, spanIDs)
+	delivered := err == nil && s.deliverNext(committed)
+	s.applyMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if !delivered {
+		// Another instance's events came between: read them all in order.
+		if err := s.catchUp(ctx); err != nil {
+			s.log.Warn("postgres: delivering events after commit failed; the listener will retry", "err", err)
+		}
+	}
+	s.opts.Observe(nbeats, time.Since(started))
+	return res, nil
+}
+
+// applyGroup is steps 2 and 3 of commitIngest, on the devices lockDevices
+// locked and read. Caller holds applyMu.
+func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq, ids []int64, work map[int64]*devWork, spanIDs []int64) ([]ingestRes, *committedEvents, error) {
+	now := s.now()
+	p := s.opts.Pulse
+	window := p.Window()
 	res := make([]ingestRes, len(reqs))
 	var ops []*spanOp // every span the group may touch, written if dirty
 	for _, id := range ids {
@@ -235,6 +262,14 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 			Device: status(&e, now, p),
 		}
 	}
+	// A user's status in a presence event is judged with every device of
+	// the group as the group leaves it, not as memory had it before.
+	peers := map[int64][]*devEntry{}
+	for _, id := range ids {
+		if w := work[id]; w != nil {
+			peers[w.row.dev.UserID] = append(peers[w.row.dev.UserID], &w.row.devEntry)
+		}
+	}
 	// One presence event per device whose status the group changed.
 	for _, id := range ids {
 		w := work[id]
@@ -243,7 +278,7 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 		}
 		before, after := w.before.Status(now, p), w.row.pres.Status(now, p)
 		if before != after {
-			evs = append(evs, s.presenceEvent(w, after, now))
+			evs = append(evs, s.presenceEvent(w, after, now, peers[w.row.dev.UserID]))
 		}
 		// Late beats of a device already silent past its TTL (an outbox
 		// replay) leave it offline. Its expiry is announced here if nobody
@@ -257,7 +292,7 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 				if w.tailOp != nil && !w.tailOp.span.Closed {
 					evs = append(evs, s.sessionEvent(w, w.tailOp, false))
 				}
-				evs = append(evs, s.presenceEvent(w, presence.Offline, now))
+				evs = append(evs, s.presenceEvent(w, presence.Offline, now, peers[w.row.dev.UserID]))
 			}
 		}
 	}
@@ -271,7 +306,7 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	if n := len(newOps) - len(spanIDs); n > 0 {
 		more, err := allocateSpanIDs(ctx, conn, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		spanIDs = append(spanIDs, more...)
 	}
@@ -282,7 +317,7 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	}
 	committed, err := writeGroup(ctx, conn, work, ids, ops, evs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// Committed: from here on nothing may fail the group (a failure would
@@ -292,33 +327,35 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 			s.cache.putDevice(w.entry())
 		}
 	}
-	if err := s.deliver(ctx, committed); err != nil {
-		s.log.Warn("postgres: delivering events after commit failed; the listener will retry", "err", err)
-	}
-	s.opts.Observe(nbeats, time.Since(started))
-	return res, nil
+	return res, committed, nil
 }
 
-// lockSQL locks a group's devices in id order and reads each one's
-// presence, user handle and tail span.
-const lockSQL = `SELECT ` + deviceCols + `, u.handle,
+// lockSQL locks a group's devices in id order. It reads nothing: a
+// statement that waits for a row lock sees, once it gets it, the locked
+// row as the other transaction left it but every other table as it stood
+// when the statement began, so the tail spans it joined would be stale.
+const lockSQL = `SELECT 1 FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+
+// readSQL reads the locked devices with their user handle and tail span.
+// Sent after lockSQL, it runs on a snapshot taken once every lock is held,
+// so it sees whatever a writer that held one of them committed.
+const readSQL = `SELECT ` + deviceCols + `, u.handle,
 		s.id, s.state, s.start_at, s.end_at, s.closed
 	FROM devices d
 	JOIN users u ON u.id = d.user_id
 	LEFT JOIN spans s ON s.id = d.tail_span_id
-	WHERE d.id = ANY($1)
-	ORDER BY d.id
-	FOR UPDATE OF d`
+	WHERE d.id = ANY($1)`
 
 // lockDevices begins the group's transaction on conn, locks its devices
-// (lockSQL) and takes spans ids for the group, in one round trip: BEGIN and
-// the id allocation travel with the SELECT. The ids come after the lock, so
-// they are taken while the devices are held.
+// (lockSQL), reads them (readSQL) and takes span ids for the group, all in
+// one round trip. The ids are taken after the locks, so while the devices
+// are held.
 func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64, spans int) (map[int64]*devWork, []int64, error) {
 	work := make(map[int64]*devWork, len(ids))
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(lockSQL, ids).Query(func(rows pgx.Rows) error {
+	b.Queue(lockSQL, ids)
+	b.Queue(readSQL, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			w := &devWork{}
 			var (
@@ -546,9 +583,12 @@ func (s *Store) sessionEvent(w *devWork, op *spanOp, open bool) pendingEvent {
 	}}}
 }
 
-func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time) pendingEvent {
+// presenceEvent builds the event of a device's new status st; peers are the
+// user's devices in the group (w's among them), which stand in for memory's
+// copies when the user's status is judged.
+func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time, peers []*devEntry) pendingEvent {
 	e := w.entry()
-	us, seen := s.cache.userStatus(w.row.dev.UserID, now, s.opts.Pulse, &e)
+	us, seen := s.cache.userStatus(w.row.dev.UserID, now, s.opts.Pulse, peers...)
 	at := w.row.pres.LastBeat
 	if st == presence.Offline && w.row.pres.State != presence.Offline {
 		at = w.row.pres.OfflineSince(s.opts.Pulse) // offline by TTL already (a late batch)

@@ -2,11 +2,18 @@
 // that run more than one stateless lastseend against one database.
 //
 // Writes are group-committed: concurrent Ingest calls are collected for a
-// couple of milliseconds and applied in one transaction that locks the
-// devices involved, checks each device's last_seq in the database (so beats
-// of one device reaching two instances stay idempotent and ordered), merges
-// the beats into the tail spans read in that transaction, and writes spans
-// and devices with a few multi-row statements. Ingest returns after COMMIT.
+// millisecond and applied in one transaction that locks the devices
+// involved, checks each device's last_seq in the database (so beats of one
+// device reaching two instances stay idempotent and ordered), merges the
+// beats into the tail spans read in that transaction, and writes spans,
+// devices and events with a few multi-row statements. A transaction costs
+// two round trips: BEGIN travels with the locking read, COMMIT with the
+// writes. Two writers, each owning half of the devices, overlap one group's
+// locking read with the other's writes. Ingest returns after COMMIT.
+//
+// Every request authenticates its token; the database's answer is kept in
+// memory and dropped at every users/devices wake-up, so a revocation on any
+// instance holds here within the NOTIFY round trip (see tokenCache).
 //
 // Presence is served from memory. Instances keep each other's memory true
 // through the events table and LISTEN/NOTIFY: every committed state change is
@@ -25,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,11 +58,13 @@ type Config struct {
 	Linger time.Duration
 	// MaxBatch bounds the beats of one write transaction (default 4000).
 	MaxBatch int
-	// Writers is how many write transactions may be in flight at once
-	// (default 2). Devices are split between the writers by id, so each
-	// device's beats still go through one queue in order and two groups of
-	// one instance never wait on each other's row locks; while one group
-	// waits on the database, the next gathers and sends.
+	// Writers is how many write groups may be in flight at once (default
+	// 2). Devices are split between the writers by id, so each device's
+	// beats still go through one queue in order and the groups of one
+	// instance never wait on each other's row locks. A group's first round
+	// trip (BEGIN and the locking read) overlaps the previous group's
+	// writes; merging, writing and committing stay one group at a time.
+	// More than two rarely helps.
 	Writers int
 
 	// Tick is how often TTL expiries are checked (default 1 s).
@@ -113,9 +121,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 4000
-	}
-	if v := os.Getenv("PGWRITERS"); v != "" && c.Writers == 0 {
-		fmt.Sscan(v, &c.Writers)
 	}
 	if c.Writers == 0 {
 		c.Writers = 2
@@ -183,6 +188,10 @@ type Store struct {
 	// that every revocation made anywhere reaches this instance; the token
 	// cache is used only then.
 	listening atomic.Bool
+
+	// applyMu lets one write group at a time merge, write and commit (see
+	// commitIngest); the writers overlap only their first round trip.
+	applyMu sync.Mutex
 
 	// refreshMu orders refreshes; refreshedAt is the database time of the
 	// latest one, where the next incremental refresh starts.

@@ -284,6 +284,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative poll", func(c *Config) { c.PollEvery = -1 }},
 		{"backoff upside down", func(c *Config) { c.ReconnectMin, c.ReconnectMax = time.Minute, time.Second }},
 		{"negative max rows", func(c *Config) { c.EventMaxRows = -5 }},
+		{"negative writers", func(c *Config) { c.Writers = -1 }},
+		{"too many writers", func(c *Config) { c.Writers = maxWriters + 1 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

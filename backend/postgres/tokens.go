@@ -19,9 +19,9 @@ import (
 // three rules:
 //
 //   - every entry is confirmed by a lookup that started after this
-//     instance's LISTEN was in place (no entry is kept or used while the
-//     listener is down), so every later revocation anywhere reaches this
-//     instance as a wake-up;
+//     instance's LISTEN was in place (no entry is used while the listener
+//     is down, and all are dropped when it is back), so every later
+//     revocation anywhere reaches this instance as a wake-up;
 //   - every users/devices wake-up, every local revocation and every
 //     (re)connect of the listener drops every entry (invalidate), and a
 //     lookup that started before a drop cannot store its answer (the
