@@ -116,12 +116,17 @@ func TestMeasureEndToEnd(t *testing.T) {
 			t.Errorf("%s uses less memory than a bare ticker: %v vs %v MiB", a.Name, a.Cost.RSSMaxMiB, rep.Baseline.Cost.RSSMaxMiB)
 		}
 	}
-	// With strace installed, every process's wake bursts were counted.
+	// With strace installed, every process was traced over the window. The
+	// baseline's 2 s ticker must show up; an idle agent may well make no
+	// syscall at all in 3 s (it waits on X input and a 30 s beat).
 	if rep.TraceNote == "" {
 		for _, s := range append([]Subject{rep.Baseline}, rep.Agents...) {
-			if s.Trace == nil || s.Trace.Syscalls == 0 || s.Trace.WindowS < 3 {
-				t.Errorf("%s: trace %+v, want syscalls over about 3 s", s.Name, s.Trace)
+			if s.Trace == nil || s.Trace.WindowS < 3 {
+				t.Errorf("%s: trace %+v, want a trace over about 3 s", s.Name, s.Trace)
 			}
+		}
+		if tr := rep.Baseline.Trace; tr != nil && tr.Syscalls == 0 {
+			t.Errorf("baseline: no syscall traced in %.1f s from a 2 s ticker", tr.WindowS)
 		}
 	}
 	// The tray agent wrote its first-run login item inside the work dir's
