@@ -250,21 +250,8 @@ func startPostgresService(ctx context.Context, dsn string, c Config) (*pgService
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL store: %w", err)
 	}
-	h, err := httpapi.New(httpapi.Config{
-		Store:      store,
-		Hub:        hub,
-		Metrics:    metrics,
-		Logger:     c.Logger,
-		DeviceRate: c.DeviceRate,
-		UserRate:   c.UserRate,
-	})
+	_, srv, err := serveStore(store, hub, metrics, c)
 	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("handler: %w", err)
-	}
-	srv, err := startServer(h, h.Close)
-	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	return &pgService{store: store, http: srv}, nil

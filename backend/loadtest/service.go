@@ -96,6 +96,16 @@ func startService(dir string, c Config) (*service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	h, srv, err := serveStore(store, hub, metrics, c)
+	if err != nil {
+		return nil, err
+	}
+	return &service{store: store, handler: h, http: srv}, nil
+}
+
+// serveStore puts lastseend's real handler in front of an opened store on
+// loopback, with the load's rate limits; it closes the store on failure.
+func serveStore(store presence.Store, hub *httpapi.Hub, metrics *httpapi.Metrics, c Config) (*httpapi.Server, *server, error) {
 	h, err := httpapi.New(httpapi.Config{
 		Store:      store,
 		Hub:        hub,
@@ -106,14 +116,14 @@ func startService(dir string, c Config) (*service, error) {
 	})
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("handler: %w", err)
+		return nil, nil, fmt.Errorf("handler: %w", err)
 	}
 	srv, err := startServer(h, h.Close)
 	if err != nil {
 		store.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return &service{store: store, handler: h, http: srv}, nil
+	return h, srv, nil
 }
 
 func (s *service) close() error {
