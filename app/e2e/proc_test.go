@@ -58,7 +58,9 @@ func TestTreeFollowsChildrenAndTheirEnd(t *testing.T) {
 	p := start(t, cmd)
 	var ps []proc
 	deadline := time.Now().Add(5 * time.Second)
-	for len(ps) < 3 && time.Now().Before(deadline) {
+	// A forked child is named "sh" until it has exec'd sleep: wait for both.
+	sleeping := func() bool { return len(ps) == 3 && ps[1].Comm == "sleep" && ps[2].Comm == "sleep" }
+	for !sleeping() && time.Now().Before(deadline) {
 		ps = tree(cmd.Process.Pid)
 		time.Sleep(10 * time.Millisecond)
 	}
