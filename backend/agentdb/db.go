@@ -13,21 +13,13 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net/url"
-	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
-
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/backend/sqlitedb"
 )
 
 //go:embed migrations/*.sql
@@ -91,13 +83,16 @@ type DB struct {
 	pulse   presence.Pulse
 	lastSeq int64
 	depth   int64
-	tail    *presence.Span // the local history's open tail, nil for none
-	commits int64
+	// hist is the local history's fold state (its open tail and last beat);
+	// histMaxID the highest history span id, so new spans take the next.
+	hist      presence.DeviceState
+	histMaxID int64
+	commits   int64
 }
 
-// Open opens (creating if needed) the database at path and applies pending
-// migrations. The file is created readable by its owner only: it holds the
-// device token.
+// Open opens (creating if needed, directory included) the database at path
+// and applies pending migrations. The file is readable by its owner only: it
+// holds the device token.
 func Open(path string, opts Options) (*DB, error) {
 	opts = opts.withDefaults()
 	if err := opts.Pulse.Validate(); err != nil {
@@ -109,35 +104,14 @@ func Open(path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, presence.Errorf(presence.EINVALID, "agent db path is required")
 	}
-	// SQLite creates its -wal and -shm files with the main file's mode, so
-	// creating the main file 0600 first keeps all three private.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// One connection, the writer: the agent's load is tiny and a single
+	// connection makes every statement see every commit without any busy
+	// handling. sqlitedb keeps the file (which holds the device token)
+	// readable by its owner only.
+	db, err := sqlitedb.Open(path, sqlitedb.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open agent db: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("open agent db: %w", err)
-	}
-
-	q := url.Values{}
-	// WAL: readers never block the writer and a commit is one append.
-	q.Set("_journal_mode", "WAL")
-	// NORMAL under WAL survives any process crash; only a power cut may undo
-	// the last commits, which the service's seq idempotency absorbs.
-	q.Set("_synchronous", "NORMAL")
-	// Another process (a second agent that lost the single-instance race,
-	// a backup tool) waits instead of failing at once.
-	q.Set("_busy_timeout", "5000")
-	// Write transactions take the lock up front, so they never fail midway
-	// on an upgrade from a read lock.
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open agent db: %w", err)
-	}
-	// One connection: the agent's load is tiny and a single connection makes
-	// every statement see every commit without any busy handling.
-	db.SetMaxOpenConns(1)
 	d := &DB{db: db, path: path, opts: opts, log: opts.Logger, pulse: opts.Pulse}
 	if err := d.migrate(); err != nil {
 		db.Close()
@@ -179,69 +153,53 @@ func (db *DB) SetPulse(p presence.Pulse) error {
 	return nil
 }
 
-// migrate applies the embedded migrations not yet applied, one transaction
-// each, in the order of their numeric prefix.
+// migrate applies the embedded migrations not yet applied (sqlitedb.Migrate),
+// after adopting the record of an agent database from a release that kept it
+// in a table of its own.
 func (db *DB) migrate() error {
-	if _, err := db.db.Exec(`CREATE TABLE IF NOT EXISTS migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_ns INTEGER NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("create migrations table: %w", err)
+	if err := adoptLegacyMigrations(db.db); err != nil {
+		return err
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
-	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var migs []mig
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
-		}
-		migs = append(migs, mig{v, n})
-	}
-	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
-	for _, m := range migs {
-		if err := db.applyMigration(m.version, m.name); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sqlitedb.Migrate(db.db, migrationFS, "migrations", db.opts.Now())
 }
 
-func (db *DB) applyMigration(version int, name string) error {
-	tx, err := db.db.Begin()
-	if err != nil {
-		return fmt.Errorf("migration %s: %w", name, err)
-	}
-	defer tx.Rollback()
+// legacyMigrations is where releases before the shared sqlitedb recorded
+// applied migrations, by their embedded path ("migrations/0001_init.sql").
+const legacyMigrations = "migrations"
+
+// adoptLegacyMigrations moves the rows of the old table into
+// sqlitedb.Table, named as sqlitedb names them, and drops the old table, in
+// one transaction: without it the first migration would run again on a
+// database that already holds its tables, and fail.
+func adoptLegacyMigrations(db *sql.DB) error {
 	var n int
-	if err := tx.QueryRow(`SELECT COUNT(*) FROM migrations WHERE version = ?`, version).Scan(&n); err != nil {
-		return fmt.Errorf("migration %s: %w", name, err)
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, legacyMigrations).Scan(&n); err != nil {
+		return fmt.Errorf("look for the old migrations table: %w", err)
 	}
-	if n > 0 {
+	if n == 0 {
 		return nil
 	}
-	body, err := migrationFS.ReadFile(name)
+	tx, err := db.Begin()
 	if err != nil {
-		return fmt.Errorf("migration %s: %w", name, err)
+		return fmt.Errorf("adopt the old migrations table: %w", err)
 	}
-	if _, err := tx.Exec(string(body)); err != nil {
-		return fmt.Errorf("migration %s: %w", name, err)
-	}
-	if _, err := tx.Exec(`INSERT INTO migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
-		version, name, db.opts.Now().UnixNano()); err != nil {
-		return fmt.Errorf("migration %s: %w", name, err)
+	defer tx.Rollback()
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS ` + sqlitedb.Table + ` (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT    NOT NULL,
+			applied_ns INTEGER NOT NULL
+		)`,
+		`INSERT OR IGNORE INTO ` + sqlitedb.Table + ` (version, name, applied_ns)
+			SELECT version, replace(name, 'migrations/', ''), applied_ns FROM ` + legacyMigrations,
+		`DROP TABLE ` + legacyMigrations,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return fmt.Errorf("adopt the old migrations table: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: %w", name, err)
+		return fmt.Errorf("adopt the old migrations table: %w", err)
 	}
 	return nil
 }
@@ -260,22 +218,7 @@ func (db *DB) load() error {
 	if maxSeq.Valid && maxSeq.Int64 > db.lastSeq {
 		db.lastSeq = maxSeq.Int64
 	}
-	var (
-		s          presence.Span
-		state      string
-		start, end int64
-	)
-	err := db.db.QueryRow(`SELECT id, state, start_ns, end_ns FROM history
-		WHERE closed = 0 ORDER BY id DESC LIMIT 1`).Scan(&s.ID, &state, &start, &end)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return fmt.Errorf("read history tail: %w", err)
-	default:
-		s.State, s.Start, s.End = presence.State(state), fromNS(start), fromNS(end)
-		db.tail = &s
-	}
-	return nil
+	return db.loadHistory()
 }
 
 // inTx runs fn in one write transaction with db.mu held, and calls after

@@ -3,47 +3,85 @@ package agentdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
-// recordHistory merges one real-state beat into the local history with the
-// service's own rule, so the device's history and the service's spans agree
-// whenever the service heard every beat.
+// recordHistory folds one real-state beat into the local history with the
+// service's own rule (presence.Fold), so the device's history and the
+// service's spans agree whenever the service heard every beat. History has
+// no seq of its own: each beat takes the next local one.
 func (db *DB) recordHistory(ctx context.Context, tx *sql.Tx, b presence.Beat) (func(), error) {
-	out := presence.Merge(db.tail, b, db.pulse.Window())
-	if out.Stale {
-		// The clock stepped back past the tail's end: the beat cannot be placed
-		// without rewriting history, and the service would ignore it too.
-		return nil, nil
-	}
-	if out.Closed != nil {
-		if _, err := tx.ExecContext(ctx, `UPDATE history SET end_ns = ?, closed = 1 WHERE id = ?`,
-			toNS(out.Closed.End), out.Closed.ID); err != nil {
-			return nil, fmt.Errorf("close span: %w", err)
+	b.Seq = db.hist.Presence.LastSeq + 1
+	var nextID int64
+	f := presence.Fold(db.hist, []presence.Beat{b}, db.pulse.Window(), func() int64 {
+		if nextID == 0 {
+			nextID = db.histMaxID
 		}
+		nextID++
+		return nextID
+	})
+	if len(f.Rejected) > 0 {
+		return nil, fmt.Errorf("history beat at %v: %s", b.At, f.Rejected[0].Error)
 	}
-	tail := out.Tail
-	switch {
-	case tail == nil:
-	case out.Started:
-		res, err := tx.ExecContext(ctx, `INSERT INTO history (state, start_ns, end_ns) VALUES (?, ?, ?)`,
-			string(tail.State), toNS(tail.Start), toNS(tail.End))
+	// A stale beat (the clock stepped back past the last beat) changes no
+	// span: it cannot be placed without rewriting history, and the service
+	// ignores it too.
+	for _, c := range f.Spans {
+		sp := c.Span
+		var err error
+		if c.New {
+			_, err = tx.ExecContext(ctx, `INSERT INTO history (id, state, start_ns, end_ns, closed) VALUES (?, ?, ?, ?, ?)`,
+				sp.ID, string(sp.State), toNS(sp.Start), toNS(sp.End), sp.Closed)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE history SET end_ns = ?, closed = ? WHERE id = ?`,
+				toNS(sp.End), sp.Closed, sp.ID)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("start span: %w", err)
-		}
-		if tail.ID, err = res.LastInsertId(); err != nil {
-			return nil, fmt.Errorf("start span: %w", err)
-		}
-	default:
-		if _, err := tx.ExecContext(ctx, `UPDATE history SET end_ns = ? WHERE id = ?`,
-			toNS(tail.End), tail.ID); err != nil {
-			return nil, fmt.Errorf("extend span: %w", err)
+			return nil, fmt.Errorf("write history span: %w", err)
 		}
 	}
-	return func() { db.tail = tail }, nil
+	return func() {
+		db.hist = f.Device
+		if nextID > db.histMaxID {
+			db.histMaxID = nextID
+		}
+	}, nil
+}
+
+// loadHistory restores the history's fold state: its open tail, and as
+// its last beat the latest end of any span (an offline beat that closed no
+// span leaves no trace, so after a restart the stale rule starts there).
+func (db *DB) loadHistory() error {
+	var maxID, maxEnd sql.NullInt64
+	if err := db.db.QueryRow(`SELECT MAX(id), MAX(end_ns) FROM history`).Scan(&maxID, &maxEnd); err != nil {
+		return fmt.Errorf("read history: %w", err)
+	}
+	db.histMaxID = maxID.Int64
+	db.hist = presence.DeviceState{Presence: presence.DevicePresence{State: presence.Offline}}
+	if maxEnd.Valid {
+		db.hist.Presence.LastBeat = fromNS(maxEnd.Int64)
+	}
+	var (
+		s          presence.Span
+		state      string
+		start, end int64
+	)
+	err := db.db.QueryRow(`SELECT id, state, start_ns, end_ns FROM history
+		WHERE closed = 0 ORDER BY id DESC LIMIT 1`).Scan(&s.ID, &state, &start, &end)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("read history tail: %w", err)
+	default:
+		s.State, s.Start, s.End = presence.State(state), fromNS(start), fromNS(end)
+		db.hist.Tail = &s
+		db.hist.Presence.State = s.State
+	}
+	return nil
 }
 
 // History lists the device's own spans overlapping [from, to), oldest first,

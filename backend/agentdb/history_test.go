@@ -170,3 +170,37 @@ func TestHistoryIgnoresClockSteppingBack(t *testing.T) {
 		t.Fatalf("history %+v", g)
 	}
 }
+
+// The local history follows the service's fold: a beat older than the last
+// one (the clock stepped back after a quit) opens no span in the past,
+// before and after a restart alike.
+func TestHistoryIgnoresStaleBeats(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "agent.db")
+	db := open(t, path, agentdb.Options{})
+	s := time.Second
+	local(t, db, t0, presence.Active)
+	local(t, db, t0.Add(10*s), presence.Offline)
+	local(t, db, t0.Add(5*s), presence.Active) // stale: before the offline beat
+	want := []span{{presence.Active, 0, 10 * s, true}}
+	got, err := db.History(ctx, t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := spansOf(got); len(g) != len(want) || g[0] != want[0] {
+		t.Fatalf("history %+v, want %+v", g, want)
+	}
+	db.Close()
+
+	db = open(t, path, agentdb.Options{})
+	local(t, db, t0.Add(8*s), presence.Idle) // still before the last known beat
+	local(t, db, t0.Add(20*s), presence.Idle)
+	got, err = db.History(ctx, t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, span{presence.Idle, 20 * s, 20 * s, false})
+	if g := spansOf(got); len(g) != 2 || g[0] != want[0] || g[1] != want[1] {
+		t.Fatalf("history after restart %+v, want %+v", g, want)
+	}
+}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,16 +21,6 @@ func wakeOthers(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// maxNameLen bounds a user's display name, in characters.
-const maxNameLen = 100
-
-func validateName(name string) error {
-	if utf8.RuneCountInString(name) > maxNameLen {
-		return presence.Errorf(presence.EINVALID, "name must be at most %d characters", maxNameLen)
-	}
-	return nil
-}
-
 // CreateUser adds a user and returns a fresh user token, shown once.
 func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.User, string, error) {
 	if s.isClosed() {
@@ -41,13 +29,13 @@ func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.U
 	if err := presence.ValidateHandle(handle); err != nil {
 		return presence.User{}, "", err
 	}
-	name = strings.TrimSpace(name)
-	if err := validateName(name); err != nil {
+	name, err := presence.NormalizeUserName(name)
+	if err != nil {
 		return presence.User{}, "", err
 	}
 	token, hash := presence.NewToken(presence.UserToken)
 	var u presence.User
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `INSERT INTO users AS u (handle, name, token_hash, created_at)
 			VALUES ($1, $2, $3, $4) RETURNING `+userCols, handle, name, hash, s.now()))
@@ -108,22 +96,13 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdat
 	if s.isClosed() {
 		return presence.User{}, errClosed
 	}
-	var name, tz *string
-	if upd.Name != nil {
-		n := strings.TrimSpace(*upd.Name)
-		if err := validateName(n); err != nil {
-			return presence.User{}, err
-		}
-		name = &n
+	upd, err := upd.Normalize()
+	if err != nil {
+		return presence.User{}, err
 	}
-	if upd.TZ != nil {
-		if err := presence.ValidateTZ(*upd.TZ); err != nil {
-			return presence.User{}, err
-		}
-		tz = upd.TZ
-	}
+	name, tz := upd.Name, upd.TZ
 	var u presence.User
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users u SET
 				name = coalesce($2, u.name), tz = coalesce($3, u.tz), public = coalesce($4, u.public), updated_at = now()
@@ -148,13 +127,13 @@ func (s *Store) CreateDevice(ctx context.Context, userID int64, name string) (pr
 	if s.isClosed() {
 		return presence.Device{}, "", errClosed
 	}
-	name = strings.TrimSpace(name)
-	if err := presence.ValidateDeviceName(name); err != nil {
+	name, err := presence.NormalizeDeviceName(name)
+	if err != nil {
 		return presence.Device{}, "", err
 	}
 	token, hash := presence.NewToken(presence.DeviceToken)
 	var d deviceRow
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		// INSERT … SELECT: no row (hence ErrNoRows) when the user does not exist.
 		d, err = scanDevice(tx.QueryRow(ctx, `INSERT INTO devices AS d (user_id, name, token_hash, created_at)

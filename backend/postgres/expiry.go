@@ -90,15 +90,13 @@ func (s *Store) expire(ctx context.Context) error {
 			// The session ends with the device's silence; its End stays the
 			// last beat (expiry never stretches a span to "now").
 			if sp, ok := tails[e.dev.ID]; ok && !sp.Closed {
-				evs = append(evs, pendingEvent{rec: eventRecord{Event: presence.Event{
-					Kind: presence.EventSession, UserID: e.dev.UserID, At: sp.End, Session: &sp, Open: false,
-				}}})
+				evs = append(evs, pendingEvent{rec: eventRecord{Event: presence.ExpiredSessionEvent(e.dev.UserID, sp)}})
 			}
 			us, seen := s.cache.userStatus(e.dev.UserID, now, p, &e)
 			evs = append(evs, pendingEvent{
 				rec: eventRecord{
 					Event: presence.Event{
-						Kind: presence.EventPresence, UserID: e.dev.UserID, At: e.pres.OfflineSince(p),
+						Kind: presence.EventPresence, UserID: e.dev.UserID, At: e.pres.StatusSince(presence.Offline, p),
 						Presence: &presence.PresenceChange{
 							Handle: x.handle, DeviceID: e.dev.ID, DeviceName: e.dev.Name,
 							Status: presence.Offline, UserStatus: us, LastSeen: seen,

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,15 +40,11 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 	if s.isClosed() {
 		return presence.IngestResult{}, errClosed
 	}
-	bs, err := normalizeBeats(beats)
-	if err != nil {
-		return presence.IngestResult{}, err
-	}
 	if facts != nil {
 		f := *facts
 		facts = &f
 	}
-	r, err := s.writerOf(deviceID).Do(ctx, ingestReq{deviceID: deviceID, beats: bs, facts: facts})
+	r, err := s.writerOf(deviceID).Do(ctx, ingestReq{deviceID: deviceID, beats: beats, facts: facts})
 	switch {
 	case errors.Is(err, groupcommit.ErrClosed):
 		return presence.IngestResult{}, errClosed
@@ -71,28 +66,6 @@ const maxWriters = 16
 func (s *Store) writerOf(deviceID int64) *groupcommit.Writer[ingestReq, ingestRes] {
 	n := int64(len(s.writers))
 	return s.writers[((deviceID%n)+n)%n]
-}
-
-// normalizeBeats copies beats sorted by seq, in UTC, cut to the database's
-// microsecond precision, and refuses beats no prepared batch can hold.
-func normalizeBeats(beats []presence.Beat) ([]presence.Beat, error) {
-	out := make([]presence.Beat, len(beats))
-	for i, b := range beats {
-		switch {
-		case b.Seq <= 0:
-			return nil, presence.Errorf(presence.EINVALID, "seq must be a positive integer")
-		case !b.State.Valid():
-			return nil, presence.Errorf(presence.EINVALID, "beat %d: unknown state %q", b.Seq, string(b.State))
-		case b.At.IsZero():
-			return nil, presence.Errorf(presence.EINVALID, "beat %d: at is required", b.Seq)
-		case b.IdleS < 0:
-			return nil, presence.Errorf(presence.EINVALID, "beat %d: idle_s must not be negative", b.Seq)
-		}
-		b.At = b.At.UTC().Truncate(precision)
-		out[i] = b
-	}
-	slices.SortStableFunc(out, func(a, b presence.Beat) int { return cmp.Compare(a.Seq, b.Seq) })
-	return out, nil
 }
 
 // spanOp is a span the group writes: a new one (id allocated before the
@@ -193,6 +166,14 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 		}
 	}
 	var evs []pendingEvent
+	// New spans get provisional ids (negative, unique in the group) while
+	// the group is folded; their real ids are drawn once the group knows
+	// how many it needs, and written through the same *spanOp.
+	provisional := int64(0)
+	byID := map[int64]*spanOp{}
+	for _, op := range ops {
+		byID[op.span.ID] = op
+	}
 	for i, r := range reqs {
 		w := work[r.deviceID]
 		if w == nil {
@@ -203,47 +184,30 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 			res[i].err = presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", r.deviceID)
 			continue
 		}
-		acc, dup := 0, 0
-		for _, b := range r.beats {
-			if b.Seq <= w.row.pres.LastSeq {
-				dup++
-				continue
-			}
-			acc++
+		f := presence.Fold(presence.DeviceState{Presence: w.row.pres, Tail: w.tail}, r.beats, window, func() int64 {
+			provisional--
+			return provisional
+		})
+		if f.Changed() {
 			w.dirty = true
-			// A beat older than the device's latest consumes its seq but
-			// changes no span: a span never starts in the device's past,
-			// even after an offline beat left no tail for Merge to judge by.
-			stale := b.At.Before(w.row.pres.LastBeat)
-			w.row.pres = w.row.pres.Apply([]presence.Beat{b})
-			if stale {
-				continue
-			}
-			out := presence.Merge(w.tail, b, window)
-			if out.Stale {
-				continue
-			}
-			if out.Closed != nil {
-				w.tailOp.span, w.tailOp.dirty = *out.Closed, true
-				evs = append(evs, s.sessionEvent(w, w.tailOp, false))
-			}
-			switch {
-			case out.Started:
-				op := &spanOp{span: *out.Tail, isNew: true, dirty: true}
-				op.span.DeviceID = w.row.dev.ID
+		}
+		w.row.pres = f.Device.Presence
+		for _, c := range f.Spans {
+			op := byID[c.Span.ID]
+			if op == nil {
+				op = &spanOp{isNew: true}
+				byID[c.Span.ID] = op
 				ops = append(ops, op)
-				w.tailOp = op
-				evs = append(evs, s.sessionEvent(w, op, true))
-			case out.Tail != nil:
-				w.tailOp.span, w.tailOp.dirty = *out.Tail, true
-			default:
-				w.tailOp = nil
 			}
-			w.tail = nil
-			if w.tailOp != nil {
-				t := w.tailOp.span
-				w.tail = &t
+			op.span, op.dirty = c.Span, true
+			if c.Started || c.Ended {
+				evs = append(evs, s.sessionEvent(w, op, c, now, window))
 			}
+		}
+		w.tail, w.tailOp = nil, nil
+		if t := f.Device.Tail; t != nil {
+			w.tailOp = byID[t.ID]
+			w.tail = &w.tailOp.span
 		}
 		if f := r.facts; f != nil {
 			d := &w.row.dev
@@ -258,8 +222,8 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 		}
 		e := w.entry()
 		res[i].res = presence.IngestResult{
-			Accepted: acc, Duplicates: dup, LastSeq: w.row.pres.LastSeq,
-			Device: status(&e, now, p),
+			Accepted: f.Accepted, Duplicates: f.Duplicates, Stale: f.Stale, Rejected: f.Rejected,
+			LastSeq: w.row.pres.LastSeq, Device: status(&e, now, p),
 		}
 	}
 	// A user's status in a presence event is judged with every device of
@@ -290,7 +254,7 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 			w.row.expired = pr.LastBeat
 			if !announced {
 				if w.tailOp != nil && !w.tailOp.span.Closed {
-					evs = append(evs, s.sessionEvent(w, w.tailOp, false))
+					evs = append(evs, pendingEvent{span: w.tailOp, rec: eventRecord{Event: presence.ExpiredSessionEvent(w.row.dev.UserID, w.tailOp.span)}})
 				}
 				evs = append(evs, s.presenceEvent(w, presence.Offline, now, peers[w.row.dev.UserID]))
 			}
@@ -411,33 +375,31 @@ func collectIDs(rows pgx.Rows) ([]int64, error) {
 
 // expectNewSpans guesses from memory how many spans a group will start,
 // so that their ids come with the lock instead of costing a round trip of
-// their own. Memory may be behind (another instance heard the device): a
-// guess too high wastes a few sequence values, one too low costs the round
-// trip it tried to save; neither changes what is written.
+// their own. It runs the group through the same Fold as the write, on
+// memory's presence; memory keeps no tail span, but Merge starts a span
+// only by the tail's state and end, which are the device's last state and
+// last beat, so a stand-in with those gives the same count. Memory may be
+// behind (another instance heard the device): a guess too high wastes a
+// few sequence values, one too low costs the round trip it tried to save;
+// neither changes what is written.
 func (s *Store) expectNewSpans(reqs []ingestReq) int {
 	window := s.opts.Pulse.Window()
-	seen := make(map[int64]presence.DevicePresence, len(reqs))
+	seen := make(map[int64]presence.DeviceState, len(reqs))
 	n := 0
 	for _, r := range reqs {
-		d, ok := seen[r.deviceID]
+		st, ok := seen[r.deviceID]
 		if !ok {
 			e, known := s.cache.device(r.deviceID)
 			if !known {
 				continue // unknown here, or revoked: the lock will tell
 			}
-			d = e.pres
-		}
-		for _, b := range r.beats {
-			if b.Seq <= d.LastSeq || b.At.Before(d.LastBeat) {
-				continue
+			st = presence.DeviceState{Presence: e.pres}
+			if e.pres.State != presence.Offline && !e.pres.LastBeat.IsZero() {
+				st.Tail = &presence.Span{State: e.pres.State, Start: e.pres.LastBeat, End: e.pres.LastBeat}
 			}
-			if b.State != presence.Offline &&
-				(d.State == presence.Offline || d.LastBeat.IsZero() || b.State != d.State || b.At.Sub(d.LastBeat) > window) {
-				n++
-			}
-			d = d.Apply([]presence.Beat{b})
 		}
-		seen[r.deviceID] = d
+		f := presence.Fold(st, r.beats, window, func() int64 { n++; return int64(-n) })
+		seen[r.deviceID] = f.Device
 	}
 	return n
 }
@@ -572,15 +534,11 @@ func spanColumns(ops []*spanOp) spanCols {
 	return c
 }
 
-func (s *Store) sessionEvent(w *devWork, op *spanOp, open bool) pendingEvent {
-	sp := op.span
-	at := sp.End
-	if open {
-		at = sp.Start
-	}
-	return pendingEvent{span: op, rec: eventRecord{Event: presence.Event{
-		Kind: presence.EventSession, UserID: w.row.dev.UserID, At: at, Session: &sp, Open: open,
-	}}}
+// sessionEvent is the live event of a span a fold started or ended; its
+// span's id is filled in from op once the group's ids are drawn.
+func (s *Store) sessionEvent(w *devWork, op *spanOp, c presence.SpanChange, now time.Time, window time.Duration) pendingEvent {
+	f := presence.Folded{Spans: []presence.SpanChange{c}}
+	return pendingEvent{span: op, rec: eventRecord{Event: f.SessionEvents(w.row.dev.UserID, now, window)[0]}}
 }
 
 // presenceEvent builds the event of a device's new status st; peers are the
@@ -589,10 +547,7 @@ func (s *Store) sessionEvent(w *devWork, op *spanOp, open bool) pendingEvent {
 func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time, peers []*devEntry) pendingEvent {
 	e := w.entry()
 	us, seen := s.cache.userStatus(w.row.dev.UserID, now, s.opts.Pulse, peers...)
-	at := w.row.pres.LastBeat
-	if st == presence.Offline && w.row.pres.State != presence.Offline {
-		at = w.row.pres.OfflineSince(s.opts.Pulse) // offline by TTL already (a late batch)
-	}
+	at := w.row.pres.StatusSince(st, s.opts.Pulse) // a late batch may leave it offline by TTL
 	return pendingEvent{rec: eventRecord{
 		Event: presence.Event{
 			Kind: presence.EventPresence, UserID: w.row.dev.UserID, At: at,

@@ -78,10 +78,6 @@ func dbTime(t time.Time) *time.Time {
 	return &t
 }
 
-// precision is what timestamptz keeps. Beat times are cut to it before they
-// are merged, so what memory says and what the table says are equal.
-const precision = time.Microsecond
-
 // refresh re-reads devices and users changed in the database since since
 // (database time; zero reads everything and replaces the cache) and returns
 // the database time to pass next time. Rows are re-read with a margin, since

@@ -53,17 +53,37 @@ func Skew(sentAt, receivedAt time.Time, tolerance time.Duration) time.Duration {
 	return 0
 }
 
-// Validate checks one beat (already shifted for skew) against now.
-func (b Beat) Validate(now time.Time, l Limits) error {
+// MaxSeq bounds a beat's seq: 2^53, the largest integer a JavaScript number
+// holds exactly, and far more than a device beating every second makes in
+// a lifetime. A bound also keeps a hostile seq of 2^63−1 from making every
+// later beat of the device a duplicate.
+const MaxSeq = 1 << 53
+
+// CheckForm checks what a beat must be whatever the clock says: a seq in
+// 1..MaxSeq, a known state, a time, no negative idle time.
+func (b Beat) CheckForm() error {
 	switch {
 	case b.Seq <= 0:
 		return Errorf(EINVALID, "seq must be a positive integer")
+	case b.Seq > MaxSeq:
+		return Errorf(EINVALID, "seq must be at most 2^53 (%d)", int64(MaxSeq))
 	case !b.State.Valid():
 		return Errorf(EINVALID, "unknown state %q (want active, idle, away or offline)", string(b.State))
 	case b.At.IsZero():
 		return Errorf(EINVALID, "at is required")
 	case b.IdleS < 0:
 		return Errorf(EINVALID, "idle_s must not be negative")
+	}
+	return nil
+}
+
+// Validate checks one beat (already shifted for skew) against now: its
+// form, and how far its time strays from now.
+func (b Beat) Validate(now time.Time, l Limits) error {
+	if err := b.CheckForm(); err != nil {
+		return err
+	}
+	switch {
 	case b.At.After(now.Add(l.MaxFuture)):
 		return Errorf(EINVALID, "at is %s in the future", b.At.Sub(now).Round(time.Second))
 	case b.At.Before(now.Add(-l.MaxPast)):

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // User is a person on a service. Handle is their public, URL-safe name.
@@ -49,11 +51,42 @@ func ValidateTZ(tz string) error {
 	return nil
 }
 
+// MaxUserNameRunes bounds a user's display name.
+const MaxUserNameRunes = 100
+
+// NormalizeUserName trims a display name and checks it: at most
+// MaxUserNameRunes characters, no control characters. Empty is allowed.
+func NormalizeUserName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if utf8.RuneCountInString(name) > MaxUserNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", Errorf(EINVALID, "name must be at most %d characters, without control characters", MaxUserNameRunes)
+	}
+	return name, nil
+}
+
 // UserUpdate is a partial change to a user (PATCH /api/v1/me); nil fields stay.
 type UserUpdate struct {
 	Name   *string
 	TZ     *string
 	Public *bool
+}
+
+// Normalize checks every set field and returns the update as a store
+// writes it (the name trimmed); an invalid field refuses all of it.
+func (u UserUpdate) Normalize() (UserUpdate, error) {
+	if u.Name != nil {
+		n, err := NormalizeUserName(*u.Name)
+		if err != nil {
+			return UserUpdate{}, err
+		}
+		u.Name = &n
+	}
+	if u.TZ != nil {
+		if err := ValidateTZ(*u.TZ); err != nil {
+			return UserUpdate{}, err
+		}
+	}
+	return u, nil
 }
 
 // Device is one machine of a user. Facts come from the agent when it connects.
@@ -75,12 +108,17 @@ type Facts struct {
 	Platform string `json:"platform,omitempty"`
 }
 
-// ValidateDeviceName checks a device's display name.
-func ValidateDeviceName(n string) error {
-	if strings.TrimSpace(n) == "" || len(n) > 64 {
-		return Errorf(EINVALID, "device name must be 1-64 characters")
+// MaxDeviceNameRunes bounds a device's display name.
+const MaxDeviceNameRunes = 64
+
+// NormalizeDeviceName trims a device's display name and checks it: 1 to
+// MaxDeviceNameRunes characters, no control characters.
+func NormalizeDeviceName(n string) (string, error) {
+	n = strings.TrimSpace(n)
+	if n == "" || utf8.RuneCountInString(n) > MaxDeviceNameRunes || strings.ContainsFunc(n, unicode.IsControl) {
+		return "", Errorf(EINVALID, "device name must be 1-%d characters, without control characters", MaxDeviceNameRunes)
 	}
-	return nil
+	return n, nil
 }
 
 // TokenKind says what a token authenticates.

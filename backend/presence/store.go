@@ -31,9 +31,10 @@ type Store interface {
 	// Authenticate resolves a token; EUNAUTHORIZED for unknown or revoked ones.
 	Authenticate(ctx context.Context, token string) (Principal, error)
 
-	// Ingest applies a device's prepared beats (see PrepareBatch): beats at or
-	// below the device's last_seq are counted as duplicates and not applied,
-	// the rest are merged into spans and committed before Ingest returns.
+	// Ingest applies a device's prepared beats (see PrepareBatch) by Fold:
+	// beats at or below the device's last_seq are counted as duplicates and
+	// not applied, malformed ones are rejected alone, the rest are merged
+	// into spans and committed before Ingest returns.
 	// Facts, when not nil, update the device's OS, platform and hostname.
 	Ingest(ctx context.Context, deviceID int64, beats []Beat, facts *Facts) (IngestResult, error)
 
@@ -70,12 +71,15 @@ type UserPresence struct {
 	Devices  []DeviceStatus
 }
 
-// IngestResult is what Ingest did with a batch.
+// IngestResult is what Ingest did with a batch (see Fold for the counts).
 type IngestResult struct {
 	Accepted   int
 	Duplicates int
-	LastSeq    int64
-	Device     DeviceStatus
+	// Stale beats are among the accepted: their seq was consumed, nothing else.
+	Stale    int
+	Rejected []Rejection
+	LastSeq  int64
+	Device   DeviceStatus
 }
 
 // SpanQuery selects spans. Zero DeviceID means all of the user's devices;

@@ -15,11 +15,14 @@ type Batch struct {
 
 // BatchResult is the answer to a Batch.
 type BatchResult struct {
-	Accepted   int         `json:"accepted"`
-	Duplicates int         `json:"duplicates"`
-	Rejected   []Rejection `json:"rejected"`
-	LastSeq    int64       `json:"last_seq"`
-	Device     DeviceView  `json:"device"`
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+	// Stale counts accepted beats older than the device's latest: their seq
+	// is consumed, nothing else changes.
+	Stale    int         `json:"stale"`
+	Rejected []Rejection `json:"rejected"`
+	LastSeq  int64       `json:"last_seq"`
+	Device   DeviceView  `json:"device"`
 }
 
 // DeviceView is a device as the API shows it.

@@ -6,21 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/lastseen/lastseen/backend/presence"
 )
-
-// maxNameLen bounds a user's display name, in characters.
-const maxNameLen = 100
-
-func validateName(name string) error {
-	if utf8.RuneCountInString(name) > maxNameLen {
-		return presence.Errorf(presence.EINVALID, "name must be at most %d characters", maxNameLen)
-	}
-	return nil
-}
 
 const userColumns = `id, handle, name, tz, public, created_ns`
 
@@ -39,11 +27,11 @@ func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.U
 	if err := s.usable(); err != nil {
 		return presence.User{}, "", err
 	}
-	name = strings.TrimSpace(name)
 	if err := presence.ValidateHandle(handle); err != nil {
 		return presence.User{}, "", err
 	}
-	if err := validateName(name); err != nil {
+	name, err := presence.NormalizeUserName(name)
+	if err != nil {
 		return presence.User{}, "", err
 	}
 	now := s.opts.Now()
@@ -127,17 +115,9 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdat
 	if err := s.usable(); err != nil {
 		return presence.User{}, err
 	}
-	if upd.Name != nil {
-		n := strings.TrimSpace(*upd.Name)
-		if err := validateName(n); err != nil {
-			return presence.User{}, err
-		}
-		upd.Name = &n
-	}
-	if upd.TZ != nil {
-		if err := presence.ValidateTZ(*upd.TZ); err != nil {
-			return presence.User{}, err
-		}
+	upd, err := upd.Normalize()
+	if err != nil {
+		return presence.User{}, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -171,10 +151,10 @@ func (s *Store) CreateDevice(ctx context.Context, userID int64, name string) (pr
 	if err := s.usable(); err != nil {
 		return presence.Device{}, "", err
 	}
-	if err := presence.ValidateDeviceName(name); err != nil {
+	name, err := presence.NormalizeDeviceName(name)
+	if err != nil {
 		return presence.Device{}, "", err
 	}
-	name = strings.TrimSpace(name)
 	now := s.opts.Now()
 	token, hash := presence.NewToken(presence.DeviceToken)
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -1,12 +1,10 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/lastseen/lastseen/backend/groupcommit"
@@ -16,7 +14,7 @@ import (
 // ingestReq is one Ingest call on its way through the group-commit writer.
 type ingestReq struct {
 	deviceID int64
-	beats    []presence.Beat // validated, sorted by seq
+	beats    []presence.Beat
 	facts    *presence.Facts
 }
 
@@ -32,25 +30,15 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 	if err := s.usable(); err != nil {
 		return presence.IngestResult{}, err
 	}
-	for _, b := range beats {
-		// Form only: how old or new a beat may be was PrepareBatch's call,
-		// so the beat is judged against its own time.
-		if err := b.Validate(b.At, presence.Limits{}); err != nil {
-			return presence.IngestResult{}, fmt.Errorf("beat seq %d: %w", b.Seq, err)
-		}
-	}
-	sorted := slices.Clone(beats)
-	slices.SortStableFunc(sorted, func(a, b presence.Beat) int { return cmp.Compare(a.Seq, b.Seq) })
-
 	// Nothing to write: an agent learning last_seq, or a re-sent batch
 	// whose every beat memory already knows as a duplicate (memory's
 	// last_seq never runs ahead of the database's, so that answer holds).
 	if facts == nil {
-		if res, ok, err := s.readOnlyIngest(ctx, deviceID, sorted); ok || err != nil {
+		if res, ok, err := s.readOnlyIngest(ctx, deviceID, beats); ok || err != nil {
 			return res, err
 		}
 	}
-	out, err := s.writer.Do(ctx, ingestReq{deviceID: deviceID, beats: sorted, facts: facts})
+	out, err := s.writer.Do(ctx, ingestReq{deviceID: deviceID, beats: beats, facts: facts})
 	if errors.Is(err, groupcommit.ErrClosed) {
 		return presence.IngestResult{}, presence.Errorf(presence.EUNAVAILABLE, "the store is closed")
 	}
@@ -86,18 +74,16 @@ func (s *Store) readOnlyIngest(ctx context.Context, deviceID int64, beats []pres
 	if d.dev.Revoked {
 		return presence.IngestResult{}, false, presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", deviceID)
 	}
-	if len(beats) > 0 && beats[len(beats)-1].Seq > d.pres.LastSeq {
+	// The fold itself says whether there is anything to write; it starts
+	// no span when it accepts nothing, so no span ID is drawn here.
+	f := presence.Fold(d.state(), beats, s.opts.Pulse.Window(), func() int64 { return 0 })
+	if f.Changed() {
 		return presence.IngestResult{}, false, nil
 	}
-	return presence.IngestResult{Duplicates: len(beats), LastSeq: d.pres.LastSeq, Device: d.status(now, s.opts.Pulse)}, true, nil
-}
-
-// spanChange is a span a request touched, as it stands after the request.
-type spanChange struct {
-	span    presence.Span
-	isNew   bool // to insert (its ID was assigned in this transaction)
-	started bool // began in this request
-	ended   bool // closed in this request
+	return presence.IngestResult{
+		Duplicates: f.Duplicates, Rejected: f.Rejected,
+		LastSeq: d.pres.LastSeq, Device: d.status(now, s.opts.Pulse),
+	}, true, nil
 }
 
 // devState is a device's presence during one group: memory's, or what an
@@ -108,6 +94,10 @@ type devState struct {
 	tail *presence.Span
 }
 
+func (d *devState) state() presence.DeviceState {
+	return presence.DeviceState{Presence: d.pres, Tail: d.tail}
+}
+
 // group is the state of one group commit's transaction.
 type group struct {
 	s        *Store
@@ -115,8 +105,8 @@ type group struct {
 	now      time.Time
 	nextSpan int64 // the last span ID in use; new spans take the next
 	states   map[int64]*devState
-	order    []int64         // devices in first-touch order
-	sessions [][]*spanChange // per request, spans started or ended
+	order    []int64            // devices in first-touch order
+	folds    []*presence.Folded // per request, what its beats did
 	bound    map[*sql.Stmt]*sql.Stmt
 }
 
@@ -182,10 +172,10 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 	}
 	out := make([]ingestRes, len(reqs))
 	beats := 0
-	g.sessions = make([][]*spanChange, len(reqs))
+	g.folds = make([]*presence.Folded, len(reqs))
 	for i, r := range reqs {
 		beats += len(r.beats)
-		res, sessions, err := g.apply(ctx, r)
+		res, f, err := g.apply(ctx, r)
 		var de *presence.Error
 		if errors.As(err, &de) {
 			out[i].err = err
@@ -195,7 +185,7 @@ func (s *Store) commitIngest(ctx context.Context, reqs []ingestReq) ([]ingestRes
 			return nil, err
 		}
 		out[i].res = res
-		g.sessions[i] = sessions
+		g.folds[i] = f
 	}
 	ceil, err := s.reserveEvents(ctx, tx)
 	if err != nil {
@@ -228,10 +218,10 @@ func (g *group) state(id int64) (*devState, error) {
 	return st, nil
 }
 
-// apply merges one request's beats into its device's spans and writes the
+// apply folds one request's beats into its device's spans and writes the
 // outcome: the device row first (checking its last_seq is still the one
 // memory had), then each touched span once.
-func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, []*spanChange, error) {
+func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, *presence.Folded, error) {
 	st, err := g.state(r.deviceID)
 	if err != nil {
 		return presence.IngestResult{}, nil, err
@@ -239,13 +229,9 @@ func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, 
 	if st.dev.Revoked {
 		return presence.IngestResult{}, nil, presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", r.deviceID)
 	}
-	next, res, changes := g.merge(st, r.beats)
-	if res.Accepted == 0 && r.facts == nil {
-		res.LastSeq = next.pres.LastSeq
-		return res, nil, nil
-	}
-	if r.facts != nil {
-		next.dev = withFacts(next.dev, *r.facts)
+	next, f := g.fold(st, r)
+	if !f.Changed() && r.facts == nil {
+		return resultOf(f), nil, nil
 	}
 	ok, err := g.writeDevice(ctx, st, next, r.facts)
 	if err != nil {
@@ -265,10 +251,7 @@ func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, 
 		if st.dev.Revoked {
 			return presence.IngestResult{}, nil, presence.Errorf(presence.EUNAUTHORIZED, "device %d is revoked", r.deviceID)
 		}
-		next, res, changes = g.merge(st, r.beats)
-		if r.facts != nil {
-			next.dev = withFacts(next.dev, *r.facts)
-		}
+		next, f = g.fold(st, r)
 		if ok, err = g.writeDevice(ctx, st, next, r.facts); err != nil {
 			return presence.IngestResult{}, nil, err
 		}
@@ -276,7 +259,7 @@ func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, 
 			return presence.IngestResult{}, nil, fmt.Errorf("device %d changed under the write lock", r.deviceID)
 		}
 	}
-	for _, c := range changes {
+	for _, c := range f.Spans {
 		if err := g.writeSpan(ctx, r.deviceID, next.dev.UserID, c); err != nil {
 			return presence.IngestResult{}, nil, err
 		}
@@ -285,69 +268,29 @@ func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, 
 		g.order = append(g.order, r.deviceID)
 	}
 	g.states[r.deviceID] = next
-	res.LastSeq = next.pres.LastSeq
-	var sessions []*spanChange
-	for _, c := range changes {
-		if c.started || c.ended {
-			sessions = append(sessions, c)
-		}
-	}
-	return res, sessions, nil
+	return resultOf(f), &f, nil
 }
 
-// merge folds beats (sorted by seq) into a copy of st with presence.Merge.
-// A beat at or below last_seq is a duplicate. A beat older than the
-// device's latest beat consumes its seq and changes nothing, even when no
-// tail is left to say so (after an offline beat): a span never starts in a
-// device's past.
-func (g *group) merge(st *devState, beats []presence.Beat) (*devState, presence.IngestResult, []*spanChange) {
-	next := *st
-	var res presence.IngestResult
-	window := g.s.opts.Pulse.Window()
-	var changes []*spanChange
-	byID := map[int64]*spanChange{}
-	touch := func(sp *presence.Span) *spanChange {
-		c := byID[sp.ID]
-		if c == nil {
-			c = &spanChange{}
-			byID[sp.ID] = c
-			changes = append(changes, c)
-		}
-		c.span = *sp
-		return c
+// fold applies a request to a copy of st by the domain's rule; new spans
+// take the transaction's next IDs.
+func (g *group) fold(st *devState, r ingestReq) (*devState, presence.Folded) {
+	f := presence.Fold(st.state(), r.beats, g.s.opts.Pulse.Window(), func() int64 {
+		g.nextSpan++
+		return g.nextSpan
+	})
+	next := &devState{dev: st.dev, pres: f.Device.Presence, tail: f.Device.Tail}
+	if r.facts != nil {
+		next.dev = withFacts(next.dev, *r.facts)
 	}
-	for _, b := range beats {
-		if b.Seq <= next.pres.LastSeq {
-			res.Duplicates++
-			continue
-		}
-		res.Accepted++
-		if b.At.Before(next.pres.LastBeat) {
-			next.pres.LastSeq = b.Seq
-			continue
-		}
-		o := presence.Merge(next.tail, b, window)
-		if o.Stale {
-			next.pres.LastSeq = b.Seq
-			continue
-		}
-		if o.Closed != nil {
-			touch(o.Closed).ended = true
-		}
-		if o.Tail != nil {
-			if o.Started {
-				g.nextSpan++
-				o.Tail.ID, o.Tail.DeviceID = g.nextSpan, st.dev.ID
-				c := touch(o.Tail)
-				c.isNew, c.started = true, true
-			} else {
-				touch(o.Tail)
-			}
-		}
-		next.tail = o.Tail
-		next.pres = next.pres.Apply([]presence.Beat{b})
+	return next, f
+}
+
+// resultOf is a fold's answer before the device's status is known.
+func resultOf(f presence.Folded) presence.IngestResult {
+	return presence.IngestResult{
+		Accepted: f.Accepted, Duplicates: f.Duplicates, Stale: f.Stale,
+		Rejected: f.Rejected, LastSeq: f.Device.Presence.LastSeq,
 	}
-	return &next, res, changes
 }
 
 func withFacts(d presence.Device, f presence.Facts) presence.Device {
@@ -388,10 +331,10 @@ func (g *group) writeDevice(ctx context.Context, st, next *devState, facts *pres
 	return true, nil
 }
 
-func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c *spanChange) error {
-	sp := c.span
+func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c presence.SpanChange) error {
+	sp := c.Span
 	var err error
-	if c.isNew {
+	if c.New {
 		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), ns(sp.Start), ns(sp.End), sp.Closed)
 	} else {
 		_, err = g.stmt(ctx, g.s.stmts.updateSpan).ExecContext(ctx, ns(sp.End), sp.Closed, sp.ID)
@@ -441,12 +384,8 @@ func (s *Store) install(g *group, reqs []ingestReq, out []ingestRes, ceil int64)
 		d.dev, d.pres, d.tail = st.dev, st.pres, st.tail
 	}
 	for i := range reqs {
-		for _, c := range g.sessions[i] {
-			span := c.span
-			events = append(events, presence.Event{
-				Kind: presence.EventSession, UserID: g.states[reqs[i].deviceID].dev.UserID, At: g.now,
-				Session: &span, Open: span.OpenAt(g.now, window),
-			})
+		if f := g.folds[i]; f != nil {
+			events = append(events, f.SessionEvents(g.states[reqs[i].deviceID].dev.UserID, g.now, window)...)
 		}
 	}
 	online := false
@@ -458,7 +397,7 @@ func (s *Store) install(g *group, reqs []ingestReq, out []ingestRes, ceil int64)
 		}
 		online = online || d.announced == presence.Offline
 		d.announced = status
-		events = append(events, s.presenceEvent(d, status, g.now, g.now))
+		events = append(events, s.presenceEvent(d, status, g.now, d.pres.StatusSince(status, p)))
 	}
 	for i := range out {
 		if out[i].err == nil {

@@ -23,6 +23,10 @@ type devEntry struct {
 	announced presence.State
 }
 
+func (d *devEntry) state() presence.DeviceState {
+	return presence.DeviceState{Presence: d.pres, Tail: d.tail}
+}
+
 func (d *devEntry) status(now time.Time, p presence.Pulse) presence.DeviceStatus {
 	return presence.DeviceStatus{Device: d.dev, Status: d.pres.Status(now, p), Presence: d.pres}
 }
@@ -243,12 +247,10 @@ func (s *Store) sweep() time.Time {
 	slices.SortFunc(expired, func(a, b *devEntry) int { return cmp.Compare(a.dev.ID, b.dev.ID) })
 	var events []presence.Event
 	for _, d := range expired {
-		since := d.pres.OfflineSince(p)
 		if d.tail != nil {
-			span := *d.tail
-			events = append(events, presence.Event{Kind: presence.EventSession, UserID: d.dev.UserID, At: since, Session: &span, Open: false})
+			events = append(events, presence.ExpiredSessionEvent(d.dev.UserID, *d.tail))
 		}
-		events = append(events, s.presenceEvent(d, presence.Offline, now, since))
+		events = append(events, s.presenceEvent(d, presence.Offline, now, d.pres.StatusSince(presence.Offline, p)))
 	}
 	s.announce(events)
 	return next

@@ -17,11 +17,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +25,7 @@ import (
 
 	"github.com/lastseen/lastseen/backend/groupcommit"
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/backend/sqlitedb"
 )
 
 //go:embed migrations/*.sql
@@ -42,9 +38,6 @@ const (
 	ingestMaxBatch = 5000
 	// readConns bounds the read pool; WAL lets readers run beside the writer.
 	readConns = 4
-	// busyTimeout is how long a connection waits for another process's
-	// write lock (the command line adding a user) before failing.
-	busyTimeout = 5 * time.Second
 )
 
 // Store is a presence.Store on one SQLite database file.
@@ -102,7 +95,7 @@ func Open(path string, opts presence.Options) (*Store, error) {
 	if s.db, err = openDB(path, true); err != nil {
 		return nil, err
 	}
-	if err := migrate(s.db, opts.Now()); err != nil {
+	if err := sqlitedb.Migrate(s.db, migrations, "migrations", opts.Now()); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -136,133 +129,14 @@ func Open(path string, opts presence.Options) (*Store, error) {
 	return s, nil
 }
 
-// openDB opens the writer (one connection) or the read pool. Each pragma
-// rides in the DSN so that every connection the pool opens gets it:
-//
-//   - journal_mode=WAL: readers never block the writer nor it them;
-//   - synchronous=NORMAL: in WAL mode a commit is durable against a crash of
-//     the process (kill -9) once COMMIT returns; only a power loss may drop
-//     the last transactions, and never corrupts the file;
-//   - busy_timeout: wait out another process's write (the command line)
-//     instead of failing at once;
-//   - foreign_keys: SQLite leaves them off by default;
-//   - _txlock=immediate on the writer: take the write lock at BEGIN, so a
-//     transaction never fails half way on a lock upgrade;
-//   - query_only on readers: a read path can never write by mistake.
+// openDB opens the writer (one connection) or the read pool, with the
+// pragmas every Lastseen store uses (see sqlitedb.Open).
 func openDB(file string, writer bool) (*sql.DB, error) {
-	params := []string{
-		"_busy_timeout=" + strconv.Itoa(int(busyTimeout/time.Millisecond)),
-		"_foreign_keys=on",
-		"_synchronous=NORMAL",
+	var o sqlitedb.Options
+	if !writer {
+		o.Readers = readConns
 	}
-	if writer {
-		params = append(params, "_journal_mode=WAL", "_txlock=immediate")
-	} else {
-		params = append(params, "_query_only=true")
-	}
-	// A file: URI so that any path works; SQLite decodes %XX escapes.
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(file)
-	db, err := sql.Open("sqlite3", "file:"+esc+"?"+strings.Join(params, "&"))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", file, err)
-	}
-	if writer {
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-	} else {
-		db.SetMaxOpenConns(readConns)
-		db.SetMaxIdleConns(readConns)
-	}
-	db.SetConnMaxLifetime(0)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", file, err)
-	}
-	return db, nil
-}
-
-// migration is one numbered file of migrations/.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, f := range files {
-		base := path.Base(f)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
-		}
-		body, err := migrations.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: base, sql: string(body)})
-	}
-	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(out); i++ {
-		if out[i].version == out[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", out[i-1].name, out[i].name, out[i].version)
-		}
-	}
-	return out, nil
-}
-
-// migrate applies every migration newer than the database, each in its own
-// transaction with its row in schema_migrations, so a failed migration
-// leaves the previous version intact.
-func migrate(db *sql.DB, now time.Time) error {
-	all, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_ns INTEGER NOT NULL
-	)`); err != nil {
-		return err
-	}
-	var current int
-	if err := db.QueryRow(`SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return err
-	}
-	if latest := all[len(all)-1].version; current > latest {
-		return fmt.Errorf("database is at schema version %d, newer than this build's %d: use a newer lastseend", current, latest)
-	}
-	for _, m := range all {
-		if m.version <= current {
-			continue
-		}
-		if err := applyMigration(db, m, now); err != nil {
-			return fmt.Errorf("apply %s: %w", m.name, err)
-		}
-	}
-	return nil
-}
-
-func applyMigration(db *sql.DB, m migration, now time.Time) error {
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(m.sql); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?, ?, ?)`,
-		m.version, m.name, now.UnixNano()); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return sqlitedb.Open(file, o)
 }
 
 // Event IDs must rise across restarts. Each Open starts above both the

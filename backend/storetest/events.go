@@ -116,17 +116,25 @@ func testEvents(t *testing.T, opener Opener) {
 		}
 		return nil
 	}
+	// An event's At is when the change happened, on every store: a
+	// session event at the span's start (started) or end (ended), a
+	// presence event at the beat that made it, an expiry at last beat + grace.
 	session := func(st presence.State, start, end int, open bool) func(presence.Event) bool {
+		at := T0.Add(sec(end))
+		if open {
+			at = T0.Add(sec(start))
+		}
 		return func(ev presence.Event) bool {
 			s := ev.Session
 			return ev.Kind == presence.EventSession && s != nil && s.DeviceID == d.ID && s.State == st &&
-				s.Start.Equal(T0.Add(sec(start))) && s.End.Equal(T0.Add(sec(end))) && ev.Open == open
+				s.Start.Equal(T0.Add(sec(start))) && s.End.Equal(T0.Add(sec(end))) && ev.Open == open && ev.At.Equal(at)
 		}
 	}
-	status := func(dev, user presence.State) func(presence.Event) bool {
+	status := func(dev, user presence.State, at time.Duration) func(presence.Event) bool {
 		return func(ev presence.Event) bool {
 			p := ev.Presence
-			return ev.Kind == presence.EventPresence && p != nil && p.DeviceID == d.ID && p.Status == dev && p.UserStatus == user
+			return ev.Kind == presence.EventPresence && p != nil && p.DeviceID == d.ID && p.Status == dev && p.UserStatus == user &&
+				ev.At.Equal(T0.Add(at))
 		}
 	}
 	// expect waits for events after mark matching every want, and returns
@@ -164,8 +172,8 @@ func testEvents(t *testing.T, opener Opener) {
 	e.ingest(d, beat(1, 0, A))
 
 	t.Run("a first beat starts a session and brings the device online", func(t *testing.T) {
-		got := expect("session start and presence active", mark, nil, session(A, 0, 0, true), status(A, A))
-		p := find(got, status(A, A)).Presence
+		got := expect("session start and presence active", mark, nil, session(A, 0, 0, true), status(A, A, 0))
+		p := find(got, status(A, A, 0)).Presence
 		if p.Handle != "ev" || p.DeviceName != "desk" || !p.LastSeen.Equal(T0) {
 			t.Errorf("presence payload = %+v, want handle ev, device desk, last seen T0", *p)
 		}
@@ -175,9 +183,9 @@ func testEvents(t *testing.T, opener Opener) {
 		mark := len(e.events.Events())
 		e.clock.Set(T0.Add(sec(30)))
 		e.ingest(d, beat(2, sec(30), A))
-		e.clock.Set(T0.Add(sec(40)))
+		e.clock.Set(T0.Add(sec(41))) // a second late: events still say when it happened
 		e.ingest(d, beat(3, sec(40), I))
-		got := expect("the transition's events", mark, nil, session(A, 0, 40, false), session(I, 40, 40, true), status(I, I))
+		got := expect("the transition's events", mark, nil, session(A, 0, 40, false), session(I, 40, 40, true), status(I, I, sec(40)))
 		if len(got) != 3 {
 			t.Errorf("events after an extension and a transition:%s\nwant exactly: active closed, idle started, presence idle", dump(got))
 		}
@@ -186,19 +194,34 @@ func testEvents(t *testing.T, opener Opener) {
 	t.Run("expiry announces offline and ends the session without moving it", func(t *testing.T) {
 		mark := len(e.events.Events())
 		e.clock.Set(T0.Add(sec(40) + pulse.Window() + time.Second))
-		expect("expiry events", mark, poke, session(I, 40, 40, false), status(O, O))
+		expect("expiry events", mark, poke, session(I, 40, 40, false), status(O, O, sec(40)+pulse.Grace))
 		checkSpans(t, d, e.deviceSpans(u, d), []wantSpan{{A, 0, 40, true}, {I, 40, 40, false}})
 	})
 
 	t.Run("an offline beat announces at once", func(t *testing.T) {
-		e.clock.Set(T0.Add(sec(200)))
+		e.clock.Set(T0.Add(sec(202)))
 		mark := len(e.events.Events())
 		e.ingest(d, beat(4, sec(200), A))
-		expect("back online", mark, nil, session(A, 200, 200, true), status(A, A))
+		expect("back online", mark, nil, session(A, 200, 200, true), status(A, A, sec(200)))
 		mark = len(e.events.Events())
 		e.clock.Set(T0.Add(sec(210)))
 		e.ingest(d, beat(5, sec(210), O))
-		expect("offline beat", mark, nil, session(A, 200, 210, false), status(O, O))
+		expect("offline beat", mark, nil, session(A, 200, 210, false), status(O, O, sec(210)))
+	})
+
+	t.Run("re-sent and stale beats announce nothing", func(t *testing.T) {
+		mark := len(e.events.Events())
+		e.clock.Set(T0.Add(sec(250)))
+		e.ingest(d, beat(5, sec(210), O), beat(6, sec(205), A)) // a duplicate, then a stale beat
+		// Events come in order: once the next beat's events are here, any
+		// event of the batch above would have come before them.
+		e.ingest(d, beat(7, sec(250), A))
+		got := expect("the next beat's events", mark, nil, session(A, 250, 250, true), status(A, A, sec(250)))
+		if len(got) != 2 {
+			t.Errorf("events after a duplicate, a stale beat and a new beat:%s\nwant only the new beat's two", dump(got))
+		}
+		e.clock.Set(T0.Add(sec(260)))
+		e.ingest(d, beat(8, sec(260), O))
 	})
 
 	t.Run("IDs increase in delivery order and across a restart", func(t *testing.T) {
@@ -218,8 +241,8 @@ func testEvents(t *testing.T, opener Opener) {
 		e.reopen()
 		mark := len(e.events.Events())
 		e.clock.Set(T0.Add(sec(300)))
-		e.ingest(d, beat(6, sec(300), A))
-		expect("events after restart", mark, nil, session(A, 300, 300, true), status(A, A))
+		e.ingest(d, beat(9, sec(300), A))
+		expect("events after restart", mark, nil, session(A, 300, 300, true), status(A, A, sec(300)))
 		checkIDs(e.events.Events())
 	})
 }

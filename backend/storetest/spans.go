@@ -265,10 +265,32 @@ func testStaleBeats(t *testing.T, opener Opener) {
 	t.Run("an old beat after offline does not open a span in the past", func(t *testing.T) {
 		d := e.device(u, "after offline")
 		e.ingest(d, beat(1, 0, A), beat(2, sec(10), O))
-		e.ingest(d, beat(3, sec(5), A))
+		res := e.ingest(d, beat(3, sec(5), A))
+		if res.Accepted != 1 || res.Stale != 1 || res.LastSeq != 3 {
+			t.Errorf("stale beat after offline: %+v, want 1 accepted, 1 stale, last_seq 3", res)
+		}
 		checkSpans(t, d, e.deviceSpans(u, d), []wantSpan{{A, 0, 10, true}})
-		if st := e.status(d).Status; st != O {
-			t.Errorf("status = %s, want offline", st)
+		st := e.status(d)
+		if st.Status != O {
+			t.Errorf("status = %s, want offline", st.Status)
+		}
+		// A stale beat changes nothing, last seen included: on every store.
+		if !st.LastSeen().Equal(T0) || !st.Presence.LastBeat.Equal(T0.Add(sec(10))) {
+			t.Errorf("last seen %v, last beat %v; want T0 and T0+10s", st.LastSeen(), st.Presence.LastBeat)
+		}
+	})
+
+	t.Run("times are kept to the microsecond on every store", func(t *testing.T) {
+		d := e.device(u, "precise")
+		b := beat(1, 0, A)
+		b.At = b.At.Add(1234567 * time.Nanosecond)
+		e.ingest(d, b)
+		want := T0.Add(1234 * time.Microsecond)
+		if got := e.deviceSpans(u, d); len(got) != 1 || !got[0].Start.Equal(want) {
+			t.Errorf("spans%s; want one starting at %v", describe(got), want)
+		}
+		if st := e.status(d); !st.LastSeen().Equal(want) {
+			t.Errorf("last seen %v, want %v", st.LastSeen(), want)
 		}
 	})
 
@@ -303,18 +325,22 @@ func testIngestValidation(t *testing.T, opener Opener) {
 		{"no time", presence.Beat{Seq: 2, State: A}},
 		{"negative idle", presence.Beat{Seq: 2, At: T0, State: A, IdleS: -1}},
 	}
-	for _, c := range bad {
+	ub := e.user("valid-bad")
+	for i, c := range bad {
 		t.Run("invalid beat: "+c.name, func(t *testing.T) {
-			// One invalid beat refuses the whole call: callers validate
-			// batches first (PrepareBatch), so this is a bug, and a store
-			// must not half-apply a bug.
-			_, err := e.store.Ingest(e.ctx, d.ID, []presence.Beat{beat(1, 0, A), c.b}, nil)
-			wantCode(t, "ingest "+c.name, err, presence.EINVALID)
-			if got := e.deviceSpans(u, d); len(got) != 0 {
-				t.Errorf("spans after a refused batch:%s", describe(got))
+			// A malformed beat is rejected alone (Fold): the valid beats of
+			// the same call are applied, as PrepareBatch does for a batch.
+			dev := e.device(ub, fmt.Sprintf("invalid %d", i))
+			res, err := e.store.Ingest(e.ctx, dev.ID, []presence.Beat{beat(1, 0, A), c.b}, nil)
+			if err != nil {
+				t.Fatalf("ingest %s: %v", c.name, err)
 			}
-			if st := e.status(d); st.Presence.LastSeq != 0 {
-				t.Errorf("last_seq after a refused batch = %d, want 0", st.Presence.LastSeq)
+			if res.Accepted != 1 || len(res.Rejected) != 1 || res.Rejected[0].Seq != c.b.Seq || res.Rejected[0].Error == "" {
+				t.Errorf("ingest %s: %+v, want 1 accepted and the bad beat rejected with a reason", c.name, res)
+			}
+			checkSpans(t, dev, e.deviceSpans(ub, dev), []wantSpan{{A, 0, 0, false}})
+			if st := e.status(dev); st.Presence.LastSeq != 1 {
+				t.Errorf("last_seq after a rejected beat = %d, want 1", st.Presence.LastSeq)
 			}
 		})
 	}

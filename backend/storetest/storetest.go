@@ -72,6 +72,7 @@ func Run(t *testing.T, opener Opener) {
 	t.Run("DailyTotals", func(t *testing.T) { testDailyTotals(t, opener) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, opener) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, opener) })
+	t.Run("MatchesFold", func(t *testing.T) { testMatchesFold(t, opener) })
 }
 
 // Clock is a settable clock for Options.Now.
@@ -218,8 +219,8 @@ func (e *env) ingest(d presence.Device, beats ...presence.Beat) presence.IngestR
 	if err != nil {
 		e.t.Fatalf("ingest into device %d: %v", d.ID, err)
 	}
-	if res.Accepted+res.Duplicates != len(beats) {
-		e.t.Errorf("ingest %d beats: accepted %d + duplicates %d do not add up", len(beats), res.Accepted, res.Duplicates)
+	if res.Accepted+res.Duplicates+len(res.Rejected) != len(beats) {
+		e.t.Errorf("ingest %d beats: accepted %d + duplicates %d + rejected %d do not add up", len(beats), res.Accepted, res.Duplicates, len(res.Rejected))
 	}
 	return res
 }

@@ -98,7 +98,8 @@ var commands = map[string]command{
 			if err := checkHandle(m, fs, args); err != nil {
 				return err
 			}
-			return messageOf(presence.ValidateDeviceName(args[1]))
+			_, err := presence.NormalizeDeviceName(args[1])
+			return messageOf(err)
 		},
 		run: runDeviceAdd,
 	},
