@@ -209,12 +209,12 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 			w.tailOp = byID[t.ID]
 			w.tail = &w.tailOp.span
 		}
-		if f := r.facts; f != nil {
+		if facts := r.facts; facts != nil {
 			d := &w.row.dev
 			for _, kv := range []struct {
 				dst *string
 				v   string
-			}{{&d.OS, f.OS}, {&d.Platform, f.Platform}, {&d.Hostname, f.Hostname}} {
+			}{{&d.OS, facts.OS}, {&d.Platform, facts.Platform}, {&d.Hostname, facts.Hostname}} {
 				if kv.v != "" && *kv.dst != kv.v {
 					*kv.dst, w.dirty = kv.v, true
 				}
