@@ -40,7 +40,7 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags $(DESKTOP) . ./app/...
+	$(GO) vet -tags $(DESKTOP) . ./app/... ./measure/cmd/lastseen-emptywindow
 	GOOS=windows $(GO) vet ./backend/activity/... ./backend/autostart/... ./backend/sysinfo/... ./app/ ./app/tray/...
 	GOOS=darwin CGO_ENABLED=0 $(GO) vet ./backend/activity/... ./backend/autostart/... ./backend/sysinfo/...
 
@@ -63,7 +63,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./backend/...
 
 load:
-	$(GO) run ./backend/cmd/lastseen-load
+	$(GO) run ./measure/cmd/lastseen-load
 
 # The agent's RSS, CPU and wakeups next to a bare Go ticker loop (10 minutes).
 bench-agent: build

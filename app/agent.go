@@ -2,13 +2,11 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,56 +14,24 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lastseen/lastseen/backend/localapi"
 )
 
 // AgentFile is where the agent publishes its local API, in the data dir.
-const AgentFile = "agent.json"
+const AgentFile = localapi.DiscoveryFile
 
 // agentLogFile keeps what an agent started by the window printed, so a
 // crash at start leaves a reason behind.
 const agentLogFile = "agent-start.log"
 
-// AgentInfo is the content of agent.json: the agent's loopback URL and its
-// per-run secret (LOCALAPI.md).
-type AgentInfo struct {
-	URL    string `json:"url"`
-	Secret string `json:"secret"`
-	PID    int    `json:"pid"`
-}
+// AgentInfo is the content of agent.json, as the agent writes it: the
+// agent's loopback URL and its per-run secret (LOCALAPI.md).
+type AgentInfo = localapi.Discovery
 
 // ReadAgentInfo reads and checks <dataDir>/agent.json. The secret is only
 // ever sent to a loopback address, whatever the file says.
-func ReadAgentInfo(dataDir string) (AgentInfo, error) {
-	path := filepath.Join(dataDir, AgentFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return AgentInfo{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	var info AgentInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return AgentInfo{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	if info.Secret == "" {
-		return AgentInfo{}, fmt.Errorf("read %s: no secret", path)
-	}
-	u, err := url.Parse(info.URL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return AgentInfo{}, fmt.Errorf("read %s: url %q is not http://host:port", path, info.URL)
-	}
-	if !isLoopback(u.Hostname()) {
-		return AgentInfo{}, fmt.Errorf("read %s: url %q is not a loopback address", path, info.URL)
-	}
-	info.URL = strings.TrimRight(info.URL, "/")
-	return info, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func ReadAgentInfo(dataDir string) (AgentInfo, error) { return localapi.ReadDiscovery(dataDir) }
 
 // probeAgent checks that the agent behind info answers its status endpoint
 // with this secret: a stale agent.json (crashed agent, port reused) fails.

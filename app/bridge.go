@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,9 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/lastseen/lastseen/backend/apierror"
+	"github.com/lastseen/lastseen/backend/presence"
 )
 
 // Bridge is the one object the window binds for JavaScript
@@ -154,11 +156,11 @@ func checkRequest(method, target string) error {
 	return nil
 }
 
-// unavailable is a synthetic 503 in the API's error envelope.
+// unavailable is a synthetic 503 in the API's error envelope. To the window
+// the agent is the service it talks to, so an agent that is not there is
+// "cannot serve now" (503); 502 stays what the agent says when the remote
+// service behind it is down (see apierror).
 func unavailable(format string, args ...any) Response {
-	body, _ := json.Marshal(map[string]any{"error": map[string]string{
-		"code":    "unavailable",
-		"message": fmt.Sprintf(format, args...),
-	}})
+	body := apierror.Encode(apierror.Detail{Code: presence.EUNAVAILABLE, Message: fmt.Sprintf(format, args...)})
 	return Response{Status: http.StatusServiceUnavailable, Body: string(body)}
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +8,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/lastseen/lastseen/backend/ssestream"
 )
 
 // pump holds the agent's event stream open and re-emits it to the
@@ -159,81 +159,23 @@ func (p *pump) stream(ctx context.Context) (live bool, err error) {
 
 var errStreamIdle = errors.New("event stream silent for too long")
 
-// maxEventLine bounds one line of the stream; presence events are a few
-// hundred bytes.
-const maxEventLine = 1 << 20
-
-// readSSE parses a text/event-stream (the WHATWG rules that matter here):
-// "field: value" lines, data lines joined by "\n", comments ignored, a
-// blank line dispatching the event. The id persists across events, as
-// Last-Event-ID does. alive is called on every line, keepalives included.
+// readSSE reads a text/event-stream with the shared ssestream reader (the one SSE
+// parser), handing each event to dispatch. alive is called on every event
+// and keepalive, for the idle watchdog. A stream the agent ends cleanly is
+// nil; one cut mid-line, or over-long, is an error.
 func readSSE(r io.Reader, alive func(), dispatch func(StreamEvent)) error {
-	br := bufio.NewReaderSize(r, 4096)
-	var (
-		id, event string
-		data      []string
-		hasData   bool
-	)
+	er := ssestream.NewReader(r)
 	for {
-		line, err := readLine(br)
+		f, err := er.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
 			return err
 		}
 		alive()
-		if line == "" {
-			if hasData {
-				typ := event
-				if typ == "" {
-					typ = "message"
-				}
-				dispatch(StreamEvent{ID: id, Event: typ, Data: strings.Join(data, "\n")})
-			}
-			event, data, hasData = "", nil, false
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			event = value
-		case "data":
-			data = append(data, value)
-			hasData = true
-		case "id":
-			if !strings.ContainsRune(value, 0) {
-				id = value
-			}
+		if !f.Keepalive {
+			dispatch(StreamEvent{ID: f.Event.ID, Event: f.Event.Event, Data: f.Event.Data})
 		}
 	}
-}
-
-// readLine reads one line ending in "\n", "\r\n" (or "\r" before "\n"),
-// refusing lines longer than maxEventLine.
-func readLine(br *bufio.Reader) (string, error) {
-	var b strings.Builder
-	for {
-		frag, err := br.ReadSlice('\n')
-		if b.Len()+len(frag) > maxEventLine {
-			return "", fmt.Errorf("event stream line longer than %d bytes", maxEventLine)
-		}
-		b.Write(frag)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err == io.EOF && b.Len() > 0 {
-			// A stream cut mid-line carries no complete event.
-			return "", io.ErrUnexpectedEOF
-		}
-		return "", err
-	}
-	return strings.TrimRight(b.String(), "\r\n"), nil
 }

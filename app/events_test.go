@@ -13,42 +13,42 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lastseen/lastseen/backend/ssestream"
 )
 
+// TestReadSSE covers the pump's use of the ssestream reader (whose tests hold
+// the grammar): events become StreamEvents, keepalives feed the watchdog
+// only, a clean end is no error and a broken stream is one.
 func TestReadSSE(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
 		want     []StreamEvent
+		alive    int
 		err      bool
 	}{
 		{"one event", "id: 1\nevent: presence\ndata: {\"a\":1}\n\n",
-			[]StreamEvent{{"1", "presence", `{"a":1}`}}, false},
-		{"crlf and no space after colon", "id:2\r\nevent:session\r\ndata:{}\r\n\r\n",
-			[]StreamEvent{{"2", "session", `{}`}}, false},
-		{"multi-line data", "data: a\ndata: b\n\n",
-			[]StreamEvent{{"", "message", "a\nb"}}, false},
-		{"keepalives and comments are skipped", ": keepalive\n\n: hi\nid: 3\nevent: presence\ndata: x\n\n",
-			[]StreamEvent{{"3", "presence", "x"}}, false},
+			[]StreamEvent{{"1", "presence", `{"a":1}`}}, 1, false},
+		{"keepalives are alive, not events", ": keepalive\n\n: hi\r\nid: 3\r\nevent: presence\r\ndata: x\r\n\r\n",
+			[]StreamEvent{{"3", "presence", "x"}}, 3, false},
 		{"id persists, event resets", "id: 7\nevent: presence\ndata: a\n\ndata: b\n\n",
-			[]StreamEvent{{"7", "presence", "a"}, {"7", "message", "b"}}, false},
-		{"no data, no event", "id: 9\nevent: presence\n\n", nil, false},
-		{"unknown fields ignored", "retry: 1000\nfoo: bar\ndata: z\n\n",
-			[]StreamEvent{{"", "message", "z"}}, false},
-		{"id with NUL ignored", "id: 1\ndata: a\n\nid: x\x00y\ndata: b\n\n",
-			[]StreamEvent{{"1", "message", "a"}, {"1", "message", "b"}}, false},
-		{"unterminated event is not dispatched", "id: 1\ndata: a\n", nil, false},
-		{"cut mid-line", "id: 1\ndata: a", nil, true},
-		{"line too long", "data: " + strings.Repeat("x", maxEventLine) + "\n\n", nil, true},
+			[]StreamEvent{{"7", "presence", "a"}, {"7", "message", "b"}}, 2, false},
+		{"unterminated event is not dispatched", "id: 1\ndata: a\n", nil, 0, false},
+		{"cut mid-line", "id: 1\ndata: a", nil, 0, true},
+		{"line too long", "data: " + strings.Repeat("x", ssestream.MaxLine) + "\n\n", nil, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []StreamEvent
-			lines := 0
-			err := readSSE(strings.NewReader(tc.in), func() { lines++ }, func(ev StreamEvent) { got = append(got, ev) })
+			alive := 0
+			err := readSSE(strings.NewReader(tc.in), func() { alive++ }, func(ev StreamEvent) { got = append(got, ev) })
 			if (err != nil) != tc.err {
 				t.Fatalf("err = %v, want error %v", err, tc.err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("events = %#v, want %#v", got, tc.want)
+			}
+			if alive != tc.alive {
+				t.Errorf("alive %d times, want %d", alive, tc.alive)
 			}
 		})
 	}

@@ -1,7 +1,7 @@
 package app
 
 // The frontend's event channels. This file is the only place that names
-// them; the dashboard subscribes with window.runtime.EventsOn (LOCALAPI.md).
+// them; the dashboard subscribes with window.runtime.EventsOn (docs/LOCALAPI.md).
 const (
 	// eventChannel carries each event of the agent's /api/v1/events stream.
 	eventChannel = "lastseen:event"

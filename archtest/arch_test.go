@@ -1,6 +1,7 @@
 // Package archtest holds the architecture of DESIGN §4 as tests: who may
-// import whom, what the always-on agent may link, and that every package says
-// what it is for.
+// import whom, what the shipped binaries may link, and that every package says
+// what it is for. Every exception is named by its exact package path with the
+// reason for it; none is granted by the shape of a name.
 package archtest
 
 import (
@@ -13,14 +14,91 @@ import (
 
 const module = "github.com/lastseen/lastseen"
 
+// measureRoot holds the measurement tools: commands and packages that run the
+// product to measure it. They may import anything; nothing shipped links them.
+const measureRoot = module + "/measure"
+
+// testSupport names the packages whose non-test code exists to serve tests,
+// with why. They may import "testing" and wire real implementations together;
+// no shipped binary may link them. A package that is not here keeps "testing"
+// inside its _test.go files. An entry for a package that does not exist yet
+// is harmless.
+var testSupport = map[string]string{
+	"backend/storetest":       "the contract suite both service stores run",
+	"backend/postgres/pgtest": "starts a throwaway PostgreSQL cluster for tests and the load command",
+	"internal/testutil":       "helpers shared by the tests of several packages",
+}
+
+// shipped are the binaries a release is built from, with the tags `make build`
+// builds them with.
+var shipped = []struct{ pkg, tags string }{
+	{"./app/cmd/lastseen-agent", ""},
+	{"./backend/cmd/lastseend", ""},
+	{".", "desktop,production,webkit2_41"},
+}
+
+// roots are the composition roots: wiring implementations together is their
+// job, so they may import any of them.
+var roots = map[string]string{
+	"":                       "main.go, the window's main: it only calls app.Run",
+	"app":                    "the window's composition root",
+	"app/cmd/lastseen-agent": "the always-on agent's composition root",
+	"backend/cmd/lastseend":  "the service's composition root",
+}
+
+// shared are the packages every implementation may import besides the domain.
+var shared = map[string]string{
+	"backend/presence":    "the domain",
+	"backend/groupcommit": "the batching writer both service stores commit through",
+	"backend/sqlitedb":    "the one SQLite open-and-migrate the service store and the agent's database share",
+	"backend/apierror":    "the one error envelope the service's API, the local API and their clients speak",
+	"backend/ssestream":   "the one Server-Sent Events reader the Go client, the window and the load tool share",
+	"frontend":            "the built dashboard, embedded by the window and by lastseend",
+}
+
+// wiring names the few implementations that may import other implementations,
+// which ones, and why.
+var wiring = map[string]struct {
+	why     string
+	imports []string
+}{
+	"backend/agent": {
+		why:     "the agent core owns its database the way a store owns its migrations",
+		imports: []string{"backend/agentdb"},
+	},
+	"app/tray": {
+		why:     "the tray is a view over the agent: it speaks the agent's one Mode type and NextMidnight",
+		imports: []string{"backend/agent"},
+	},
+	// The agent's host is the agent's composition root minus main: service
+	// switching, the local account, the remote proxy and the local API's
+	// controls need the implementations themselves, and keeping that wiring
+	// in a package lets it be tested without starting a process.
+	"backend/agenthost": {
+		why: "the agent's host wires the agent's implementations together",
+		imports: []string{
+			"backend/agent", "backend/agentdb", "backend/activity", "backend/autostart",
+			"backend/httpapi", "backend/localapi", "backend/sqlite", "backend/sysinfo",
+		},
+	},
+}
+
+// baselines are measurement programs that must be built like the product to
+// be measured against it, with why.
+var baselines = map[string]string{
+	"measure/cmd/lastseen-emptywindow": "the empty window the dashboard's cost is read against must be a Wails window too",
+}
+
 type pkg struct {
-	ImportPath string
-	Name       string
-	Doc        string
-	Imports    []string
-	Deps       []string
-	Standard   bool
-	GoFiles    []string
+	ImportPath   string
+	Name         string
+	Doc          string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
+	Deps         []string
+	Standard     bool
+	GoFiles      []string
 }
 
 // list runs `go list -json` with the given arguments.
@@ -53,6 +131,12 @@ func ours(path string) bool { return path == module || strings.HasPrefix(path, m
 
 func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }
 
+func measuring(path string) bool {
+	return path == measureRoot || strings.HasPrefix(path, measureRoot+"/")
+}
+
+func testingPkg(path string) bool { return path == "testing" || strings.HasPrefix(path, "testing/") }
+
 func TestDomainImportsOnlyTheStandardLibrary(t *testing.T) {
 	for _, p := range list(t, "-deps", "./backend/presence") {
 		if !p.Standard && p.ImportPath != module+"/backend/presence" {
@@ -72,6 +156,22 @@ func TestBackendNeverImportsDesktopCode(t *testing.T) {
 	}
 }
 
+// Wails and the tray belong to the desktop code; a measurement baseline may
+// use them only when it is named, with its reason, in baselines.
+func TestOnlyDesktopCodeImportsWailsOrTheTray(t *testing.T) {
+	for _, p := range list(t, "./...") {
+		name := rel(p.ImportPath)
+		if name == "" || name == "app" || strings.HasPrefix(name, "app/") || baselines[name] != "" {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, "github.com/wailsapp/") || strings.HasPrefix(imp, "fyne.io/systray") {
+				t.Errorf("%s imports %s: only app/ talks to Wails or the tray", name, imp)
+			}
+		}
+	}
+}
+
 // The always-on agent must stay a few MB: no Wails, no WebKit, no GTK.
 func TestAgentLinksNoWebview(t *testing.T) {
 	for _, tags := range []string{"", "desktop,production,webkit2_41"} {
@@ -87,24 +187,91 @@ func TestAgentLinksNoWebview(t *testing.T) {
 	}
 }
 
-// Implementations hang off the domain, not off each other; only the
-// composition roots (and tests) wire them together.
-func TestImplementationsImportOnlyTheDomain(t *testing.T) {
-	shared := map[string]bool{"backend/presence": true, "backend/groupcommit": true}
-	// The agent core owns its database the way a store owns its migrations.
-	allowed := map[[2]string]bool{{"backend/agent", "backend/agentdb"}: true}
-	roots := map[string]bool{"backend/cmd/lastseend": true, "app/cmd/lastseen-agent": true, "app": true, "": true}
-	for _, p := range list(t, "./backend/...", "./app/...") {
-		name := rel(p.ImportPath)
-		if roots[name] || strings.HasPrefix(name, "backend/cmd/") || strings.HasPrefix(name, "backend/storetest") || strings.HasSuffix(name, "test") {
+// The product never links the measurement tools, not even from its tests:
+// measure/ runs the product from outside.
+func TestOnlyMeasureImportsMeasure(t *testing.T) {
+	for _, p := range list(t, "./...") {
+		if measuring(p.ImportPath) {
 			continue
+		}
+		for _, imps := range [][]string{p.Imports, p.TestImports, p.XTestImports} {
+			for _, imp := range imps {
+				if measuring(imp) {
+					t.Errorf("%s imports %s: nothing outside measure/ imports the measurement tools", rel(p.ImportPath), rel(imp))
+				}
+			}
+		}
+	}
+}
+
+// thirdPartyTesting are the libraries we depend on whose own non-test code
+// imports "testing", with why we accept it. Any other importer fails.
+var thirdPartyTesting = map[string]string{
+	"github.com/jezek/xgb": "xgb v1.1.1's testingTools.go (a leak checker for its own tests) is an ordinary file; the agent needs xgb for X11 idle time",
+}
+
+// What ships carries no test code: not the testing packages, not the test
+// support of testSupport, not the measurement tools.
+func TestShippedBinariesLinkNoTestOrMeasureCode(t *testing.T) {
+	for _, b := range shipped {
+		args := []string{"-deps"}
+		if b.tags != "" {
+			args = append(args, "-tags", b.tags)
+		}
+		for _, p := range list(t, append(args, b.pkg)...) {
+			dep := p.ImportPath
+			for _, imp := range p.Imports {
+				if testingPkg(imp) && thirdPartyTesting[dep] == "" {
+					t.Errorf("%s (tags %q) links %s through %s: test code does not ship", b.pkg, b.tags, imp, dep)
+				}
+			}
+			switch {
+			case measuring(dep):
+				t.Errorf("%s (tags %q) links %s: the measurement tools do not ship", b.pkg, b.tags, rel(dep))
+			case ours(dep) && testSupport[rel(dep)] != "":
+				t.Errorf("%s (tags %q) links %s (%s): test support does not ship", b.pkg, b.tags, rel(dep), testSupport[rel(dep)])
+			}
+		}
+	}
+}
+
+// A package's own code imports "testing" only when the package exists to
+// serve tests, and then it says so in testSupport; that keeps the list the
+// shipped-binaries rule relies on complete.
+func TestOnlyTestSupportImportsTesting(t *testing.T) {
+	for _, p := range list(t, "./...") {
+		name := rel(p.ImportPath)
+		if measuring(p.ImportPath) || testSupport[name] != "" {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if testingPkg(imp) {
+				t.Errorf("%s imports %s outside its _test.go files: move that code into a test file, or name the package in testSupport with the reason", name, imp)
+			}
+		}
+	}
+}
+
+// Implementations hang off the domain, not off each other; only the
+// composition roots and the packages named in wiring put them together.
+// Test support may wire them for tests, and measure/ may import anything:
+// neither ships.
+func TestImplementationsImportOnlyTheDomain(t *testing.T) {
+	for _, p := range list(t, "./...") {
+		name := rel(p.ImportPath)
+		if roots[name] != "" || testSupport[name] != "" || measuring(p.ImportPath) {
+			continue
+		}
+		may := map[string]bool{}
+		for _, dep := range wiring[name].imports {
+			may[dep] = true
 		}
 		for _, imp := range p.Imports {
 			if !ours(imp) {
 				continue
 			}
 			dep := rel(imp)
-			if shared[dep] || allowed[[2]string{name, dep}] || strings.HasPrefix(dep, name+"/") || dep == "frontend" || (strings.HasPrefix(name, "app/") && strings.HasPrefix(dep, "app/")) {
+			if shared[dep] != "" || may[dep] || strings.HasPrefix(dep, name+"/") || (strings.HasPrefix(name, "app/") && strings.HasPrefix(dep, "app/")) {
 				continue
 			}
 			t.Errorf("%s imports %s: implementations import the domain (backend/presence), not each other", name, dep)

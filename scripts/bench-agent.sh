@@ -3,7 +3,7 @@
 # of `lastseen-agent --headless` and of the agent with its tray, each next to
 # a bare Go 2 s ticker loop started at the same moment, on a private X server
 # (Xvfb) and a private D-Bus session bus. Builds the agent as `make build`
-# does, then runs app/cmd/lastseen-agentcost; every argument goes to it.
+# does, then runs measure/cmd/lastseen-agentcost; every argument goes to it.
 #   scripts/bench-agent.sh                    10 minutes, the benchmark
 #   scripts/bench-agent.sh --duration 60s     a quick look
 #   scripts/bench-agent.sh --strict           exit 1 on a missed target
@@ -28,7 +28,7 @@ trap 'rm -rf "$out"' EXIT
 
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
 "$GO" build -ldflags "-s -w -X main.version=$version" -o "$out/lastseen-agent" ./app/cmd/lastseen-agent
-"$GO" build -ldflags "-s -w" -o "$out/lastseen-agentcost-baseline" ./app/cmd/lastseen-agentcost/baseline
-"$GO" build -o "$out/lastseen-agentcost" ./app/cmd/lastseen-agentcost
+"$GO" build -ldflags "-s -w" -o "$out/lastseen-agentcost-baseline" ./measure/cmd/lastseen-agentcost/baseline
+"$GO" build -o "$out/lastseen-agentcost" ./measure/cmd/lastseen-agentcost
 
 "$out/lastseen-agentcost" --agent "$out/lastseen-agent" --baseline "$out/lastseen-agentcost-baseline" "$@"

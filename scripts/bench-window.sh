@@ -36,7 +36,7 @@ for tool in Xvfb xdotool dbus-daemon dbus-run-session import; do
 done
 
 # The yardstick is built the way `make build` builds the window.
-"$GO" build -tags desktop,production,webkit2_41 -ldflags '-s -w' -o "$bin/lastseen-emptywindow" ./app/cmd/lastseen-emptywindow
+"$GO" build -tags desktop,production,webkit2_41 -ldflags '-s -w' -o "$bin/lastseen-emptywindow" ./measure/cmd/lastseen-emptywindow
 
 LASTSEEN_BIN_DIR=$(cd "$bin" && pwd)
 export LASTSEEN_BIN_DIR

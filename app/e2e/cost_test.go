@@ -10,6 +10,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // Targets of the window benchmark.
@@ -69,7 +71,7 @@ func measureWindow(t *testing.T, d *desktop, name, bin string, args []string, ma
 	p := start(t, d.command(name, bin, args...))
 	w, took := d.waitWindow(30*time.Second, name, match)
 	c.shown = took
-	waitFor(t, 30*time.Second, name+" to be ready", func() bool { return ready(d.title(w)) })
+	testutil.WaitUntil(t, name+" to be ready", 30*time.Second, func() bool { return ready(d.title(w)) })
 	pid := p.cmd.Process.Pid
 	if got := d.windowPID(w); got != pid {
 		t.Fatalf("%s: window %d belongs to pid %d, started pid %d", name, w, got, pid)

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -30,6 +31,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/lastseen/lastseen/app/tray/traydbus"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // Binary names in the bin dir.
@@ -39,9 +41,8 @@ const (
 	emptyBin  = "lastseen-emptywindow"
 )
 
-// screenSize is the virtual screen: room for the dashboard's default
-// 1100×760 window with a margin around it.
-const screenSize = "1280x800x24"
+// screenSize is the virtual screen testutil.StartXvfb sets up.
+const screenSize = testutil.XvfbScreen
 
 // screenshotDir keeps what the tests saw; it is not committed (the good
 // ones are copied to docs/screenshots by hand).
@@ -85,33 +86,6 @@ func built(t *testing.T, name string) string {
 	return p
 }
 
-// need finds a tool on PATH; a desktop run without it is a failure.
-func need(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		t.Fatalf("%s not installed (Debian package %s; `make deps-test` installs it)", tool, pkg)
-	}
-	return p
-}
-
-// waitFor polls cond until it holds or limit passes, and says how long it
-// took.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(limit)
-	for {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // ------------------------------------------------------------- the desktop
 
 // desktop is one X display and one session bus with a panel stand-in, and
@@ -123,7 +97,7 @@ type desktop struct {
 	root    xproto.Window
 	xdotool string
 	importX string // ImageMagick's import
-	bus     *traydbus.Bus
+	busAddr string
 	conn    *dbus.Conn
 	watcher *traydbus.Watcher
 	dir     string
@@ -135,14 +109,17 @@ type desktop struct {
 
 func startDesktop(t *testing.T, ctx context.Context) *desktop {
 	t.Helper()
+	// A desktop run was asked for (gate): a missing tool fails it rather
+	// than passing as a run that tested nothing.
 	d := &desktop{
 		t:       t,
-		xdotool: need(t, "xdotool", "xdotool"),
-		importX: need(t, "import", "imagemagick"),
+		xdotool: testutil.MustTool(t, "xdotool"),
+		importX: testutil.MustTool(t, "import"),
 		dir:     t.TempDir(),
 	}
-	need(t, "dbus-daemon", "dbus")
-	d.display = startXvfb(t)
+	testutil.MustTool(t, "dbus-daemon")
+	testutil.MustTool(t, "Xvfb")
+	d.display = testutil.StartXvfb(t)
 	// xgb narrates to stderr through its package logger (no ~/.Xauthority,
 	// which Xvfb does not need; the reader ending when Xvfb stops); every
 	// failure that matters comes back as an error instead.
@@ -155,17 +132,8 @@ func startDesktop(t *testing.T, ctx context.Context) *desktop {
 	d.x = x
 	d.root = xproto.Setup(x).DefaultScreen(x).Root
 
-	// The bus socket path must stay short (sun_path is 108 bytes).
-	busDir, err := os.MkdirTemp("", "lsbus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(busDir) })
-	if d.bus, err = traydbus.StartBus(ctx, busDir); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.bus.Close() })
-	if d.conn, err = d.bus.Connect(ctx); err != nil {
+	d.busAddr = testutil.StartSessionBus(t)
+	if d.conn, err = dbus.Connect(d.busAddr, dbus.WithContext(ctx)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.conn.Close() })
@@ -184,7 +152,7 @@ func startDesktop(t *testing.T, ctx context.Context) *desktop {
 		"XDG_SESSION_TYPE=x11",
 		"GDK_BACKEND=x11",
 		"WAYLAND_DISPLAY=",
-		d.bus.Env(),
+		"DBUS_SESSION_BUS_ADDRESS="+d.busAddr,
 		"XDG_CONFIG_HOME="+filepath.Join(d.dir, "config"),
 		"XDG_CACHE_HOME="+filepath.Join(d.dir, "cache"),
 		"XDG_DATA_HOME="+filepath.Join(d.dir, "share"),
@@ -194,29 +162,6 @@ func startDesktop(t *testing.T, ctx context.Context) *desktop {
 		t.Fatal(err)
 	}
 	return d
-}
-
-func startXvfb(t *testing.T) string {
-	t.Helper()
-	bin := need(t, "Xvfb", "xvfb")
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", screenSize)
-	cmd.ExtraFiles = []*os.File{w}
-	dieWithTest(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(r).ReadString('\n')
-	r.Close()
-	if err != nil {
-		t.Fatalf("Xvfb did not report its display: %v", err)
-	}
-	return ":" + strings.TrimSpace(line)
 }
 
 // on is the same desktop reporting to t: a subtest must fail through its
@@ -296,7 +241,7 @@ func (d *desktop) windows(match func(title string) bool) []xproto.Window {
 func (d *desktop) waitWindow(limit time.Duration, what string, match func(string) bool) (xproto.Window, time.Duration) {
 	d.t.Helper()
 	var ws []xproto.Window
-	took := waitFor(d.t, limit, what+" to be shown", func() bool {
+	took := testutil.WaitUntil(d.t, what+" to be shown", limit, func() bool {
 		ws = d.windows(match)
 		return len(ws) > 0
 	})
@@ -336,18 +281,19 @@ func (d *desktop) title(w xproto.Window) string {
 func (d *desktop) waitTitle(w xproto.Window, want string, limit time.Duration, poke func()) time.Duration {
 	d.t.Helper()
 	last := ""
-	start := time.Now()
-	for time.Since(start) < limit {
+	took, err := testutil.Poll("the window's title to read "+want, limit, func() error {
 		if poke != nil {
 			poke()
 		}
-		if last = d.title(w); last == want {
-			return time.Since(start)
+		if last = d.title(w); last != want {
+			return fmt.Errorf("it reads %q", last)
 		}
-		time.Sleep(250 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		d.t.Fatal(err)
 	}
-	d.t.Fatalf("the window's title is %q after %v, want %q", last, limit, want)
-	return 0
+	return took
 }
 
 // windowPID is the process that owns the window (_NET_WM_PID, which GTK
@@ -406,10 +352,58 @@ func (d *desktop) closeWindow(w xproto.Window) {
 // screenshot saves the whole screen (screenshots/NAME-screen.png) and the
 // window cut out of it (screenshots/NAME.png), and fails when the window
 // shows no rendered content (one flat colour: a blank or crashed webview).
+//
+// A title that changed says the page's state did, not that the new state
+// is painted: the picture is taken once the window shows rendered content
+// and two captures in a row agree, so a busy machine that paints late gives
+// a later picture rather than a stale or blank one.
 func (d *desktop) screenshot(name string, w xproto.Window) string {
 	d.t.Helper()
-	time.Sleep(700 * time.Millisecond) // let the last change paint
 	full := filepath.Join(screenshotDir, name+"-screen.png")
+	var (
+		win  image.Image
+		prev []byte
+		n    int
+	)
+	_, err := testutil.Poll("the window to show a settled, rendered picture", 15*time.Second, func() error {
+		var pixels []byte
+		win, pixels = d.capture(full, w)
+		n = colours(win, 64)
+		same := prev != nil && bytes.Equal(pixels, prev)
+		prev = pixels
+		switch {
+		case n < 64:
+			return fmt.Errorf("the window shows %d colours", n)
+		case !same:
+			return errors.New("the picture is still changing")
+		}
+		return nil
+	})
+	switch {
+	case n < 64:
+		d.t.Fatalf("%s: the window shows %d colours; it did not render (%v)", full, n, err)
+	case err != nil:
+		// An animation never settles; its last frame is as good as any.
+		d.t.Logf("%s: %v; keeping the last capture", full, err)
+	}
+	path := filepath.Join(screenshotDir, name+".png")
+	out, err := os.Create(path)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer out.Close()
+	if err := png.Encode(out, win); err != nil {
+		d.t.Fatalf("write %s: %v", path, err)
+	}
+	abs, _ := filepath.Abs(path)
+	d.t.Logf("screenshot %s", abs)
+	return path
+}
+
+// capture saves the whole screen to full and returns the window cut out of
+// it, with its pixels for comparing one capture with the next.
+func (d *desktop) capture(full string, w xproto.Window) (image.Image, []byte) {
+	d.t.Helper()
 	if out, err := exec.Command(d.importX, "-window", "root", full).CombinedOutput(); err != nil {
 		d.t.Fatalf("import -window root: %v %s", err, out)
 	}
@@ -430,21 +424,15 @@ func (d *desktop) screenshot(name string, w xproto.Window) string {
 		d.t.Fatalf("cannot cut window %v out of %s", r, full)
 	}
 	win := sub.SubImage(r)
-	if n := colours(win, 64); n < 64 {
-		d.t.Fatalf("%s: the window shows %d colours; it did not render", full, n)
+	b := win.Bounds()
+	pixels := make([]byte, 0, 4*b.Dx()*b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := win.At(x, y).RGBA()
+			pixels = append(pixels, byte(r>>8), byte(g>>8), byte(bl>>8))
+		}
 	}
-	path := filepath.Join(screenshotDir, name+".png")
-	out, err := os.Create(path)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer out.Close()
-	if err := png.Encode(out, win); err != nil {
-		d.t.Fatalf("write %s: %v", path, err)
-	}
-	abs, _ := filepath.Abs(path)
-	d.t.Logf("screenshot %s", abs)
-	return path
+	return win, pixels
 }
 
 // colours counts distinct colours in img, stopping at enough: text, icons
@@ -666,20 +654,10 @@ type process struct {
 	err  error // of Wait, once done is closed
 }
 
-// dieWithTest has the kernel kill cmd when the test process dies: a test
-// binary that panics on -timeout runs no cleanups, and an X server or an
-// agent must not outlive it.
-func dieWithTest(cmd *exec.Cmd) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-}
-
 // start starts cmd and reaps it when it ends.
 func start(t *testing.T, cmd *exec.Cmd) *process {
 	t.Helper()
-	dieWithTest(cmd)
+	testutil.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
@@ -720,7 +698,7 @@ func (d *desktop) startAgent(bin string, args ...string) *agent {
 	cmd := d.command("agent", bin, append([]string{"--data-dir", d.dataDir()}, args...)...)
 	a := &agent{process: start(d.t, cmd), dir: d.dataDir(),
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}}
-	waitFor(d.t, 15*time.Second, "the agent's local API to answer", func() bool {
+	testutil.WaitUntil(d.t, "the agent's local API to answer", 15*time.Second, func() bool {
 		var st localStatus
 		return a.get("/local/v1/status", &st) == nil
 	})
@@ -790,7 +768,7 @@ func (a *agent) stop(t *testing.T) {
 	}
 }
 
-// Shapes of the agent's answers (LOCALAPI.md), as far as the tests read them.
+// Shapes of the agent's answers (docs/LOCALAPI.md), as far as the tests read them.
 type localStatus struct {
 	State   string `json:"state"`
 	Service struct {

@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // The harness's reading of /proc decides what the desktop tests and the
@@ -57,14 +60,12 @@ func TestTreeFollowsChildrenAndTheirEnd(t *testing.T) {
 	cmd := exec.Command(sh, "-c", "sleep 30 & sleep 30 & wait")
 	p := start(t, cmd)
 	var ps []proc
-	deadline := time.Now().Add(5 * time.Second)
 	// A forked child is named "sh" until it has exec'd sleep: wait for both.
-	sleeping := func() bool { return len(ps) == 3 && ps[1].Comm == "sleep" && ps[2].Comm == "sleep" }
-	for !sleeping() && time.Now().Before(deadline) {
+	testutil.WaitUntil(t, "the shell's two children to run sleep", 20*time.Second, func() bool {
 		ps = tree(cmd.Process.Pid)
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(ps) != 3 || ps[0].PID != cmd.Process.Pid {
+		return len(ps) == 3 && ps[1].Comm == "sleep" && ps[2].Comm == "sleep"
+	})
+	if ps[0].PID != cmd.Process.Pid {
 		t.Fatalf("tree of the shell = %+v; want the shell and its two sleeps", ps)
 	}
 	comms := []string{ps[1].Comm, ps[2].Comm}
@@ -85,14 +86,9 @@ func TestTreeFollowsChildrenAndTheirEnd(t *testing.T) {
 		pr.Kill()
 	}
 	for _, c := range ps[1:] {
-		for end := time.Now().Add(5 * time.Second); c.alive() && time.Now().Before(end); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if c.alive() {
-			t.Fatalf("%+v still alive after SIGKILL", c)
-		}
+		testutil.WaitUntil(t, fmt.Sprintf("%+v to end after SIGKILL", c), 20*time.Second, func() bool { return !c.alive() })
 	}
-	if _, ended := p.wait(5 * time.Second); !ended {
+	if _, ended := p.wait(20 * time.Second); !ended {
 		t.Fatal("the shell did not end after its children")
 	}
 	if ps[0].alive() {

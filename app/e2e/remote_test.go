@@ -13,6 +13,7 @@ import (
 
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 const serverBin = "lastseend"
@@ -89,7 +90,7 @@ func TestWindowRemote(t *testing.T) {
 	graceWS := svc.admin(t, "device", "add", "grace", "workstation")
 	start(t, d.command("lastseend", svc.bin, "serve", "--addr", addr, "--db", svc.db, "--log-level", "warn"))
 	health := httpapi.NewClient(svc.url, "", nil)
-	waitFor(t, 15*time.Second, "lastseend to answer /healthz", func() bool {
+	testutil.WaitUntil(t, "lastseend to answer /healthz", 15*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		return health.Health(ctx) == nil
@@ -103,7 +104,7 @@ func TestWindowRemote(t *testing.T) {
 
 	a := d.startAgent(agentPath, "--server", svc.url, "--token", laptop, "--idle-after", "5s", "--interval", "10s")
 	var st localStatus
-	waitFor(t, 15*time.Second, "the agent to reach the remote service", func() bool {
+	testutil.WaitUntil(t, "the agent to reach the remote service", 15*time.Second, func() bool {
 		return a.get("/local/v1/status", &st) == nil && st.Service.Kind == "remote" && st.Service.Reachable
 	})
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/lastseen/lastseen/app/tray/traydbus"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // The window's titles (the frontend sets them from the user's own state).
@@ -48,7 +49,7 @@ func findDashboard(t *testing.T, d *desktop, limit time.Duration) opened {
 	}
 	o := opened{win: w, ui: ps[0]}
 	// WebKit starts its web and network processes as the page loads.
-	waitFor(t, 15*time.Second, "the window's WebKit processes", func() bool {
+	testutil.WaitUntil(t, "the window's WebKit processes", 15*time.Second, func() bool {
 		o.helpers = nil
 		for _, p := range tree(pid)[1:] {
 			if strings.HasPrefix(p.Comm, "WebKit") {
@@ -65,9 +66,9 @@ func findDashboard(t *testing.T, d *desktop, limit time.Duration) opened {
 func closeDashboard(t *testing.T, d *desktop, o opened) {
 	t.Helper()
 	d.closeWindow(o.win)
-	took := waitFor(t, 10*time.Second, "the lastseen process to exit after its window closed", func() bool { return !o.ui.alive() })
+	took := testutil.WaitUntil(t, "the lastseen process to exit after its window closed", 10*time.Second, func() bool { return !o.ui.alive() })
 	t.Logf("lastseen exited %v after WM_DELETE_WINDOW", took.Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "the WebKit helpers to exit", func() bool {
+	testutil.WaitUntil(t, "the WebKit helpers to exit", 10*time.Second, func() bool {
 		for _, p := range o.helpers {
 			if p.alive() {
 				return false
@@ -164,7 +165,7 @@ func TestDesktopWindow(t *testing.T) {
 		// The next interval's beat is synced: last_sync moves on and the
 		// outbox drains.
 		var dg diagnostics
-		took := waitFor(t, 25*time.Second, "the agent's last sync to advance", func() bool {
+		took := testutil.WaitUntil(t, "the agent's last sync to advance", 25*time.Second, func() bool {
 			if err := a.get("/local/v1/diagnostics", &dg); err != nil {
 				return false
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"fyne.io/systray"
 	"github.com/godbus/dbus/v5"
 )
 
@@ -117,4 +118,19 @@ func watchHost(ctx context.Context, log *slog.Logger) error {
 		}
 	}()
 	return nil
+}
+
+// runNative runs ready, then exports the tray on the session bus, then runs
+// loop until it returns. fyne's systray.Run exports the item while onReady
+// runs on another goroutine, and an icon, tooltip or title set between its
+// reading them for the export and its taking the exported properties as
+// current is lost until it changes again: a tray that showed "Starting…"
+// and a grey dot for as long as the agent stayed active. Building
+// everything first and exporting it whole closes that gap.
+func runNative(ready, loop func()) {
+	start, end := systray.RunWithExternalLoop(nil, nil)
+	ready()
+	start()
+	loop()
+	end()
 }

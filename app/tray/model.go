@@ -7,22 +7,14 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/app/tray/icons"
-)
-
-// Presence modes, as the local API names them.
-const (
-	ModeAuto      = "auto"
-	ModeOnline    = "online"
-	ModeAway      = "away"
-	ModeInvisible = "invisible"
-	ModePause     = "pause"
+	"github.com/lastseen/lastseen/backend/agent"
 )
 
 // Status is what the tray shows: the agent core's view of this device. The
 // core sends a fresh one whenever something in it changes.
 type Status struct {
-	// Mode is one of the Mode* constants; "" reads as automatic.
-	Mode string
+	// Mode is the agent's manual mode; "" reads as automatic.
+	Mode agent.Mode
 	// ModeUntil is when a pause ends; zero when it has no end.
 	ModeUntil time.Time
 	// State is what the OS says: active, idle, away or offline; "" while the
@@ -82,7 +74,7 @@ type Menu struct {
 // copies its result onto native items.
 func BuildMenu(s Status, now time.Time) Menu {
 	mode := normalMode(s.Mode)
-	paused := mode == ModePause
+	paused := mode == agent.Pause
 	sep := Item{Separator: true}
 	return Menu{
 		Icon:    Glyph(s),
@@ -93,10 +85,10 @@ func BuildMenu(s Status, now time.Time) Menu {
 			sep,
 			{ID: IDOpen, Label: "Open dashboard"},
 			sep,
-			{ID: IDModeAuto, Label: "Automatic", Checkable: true, Checked: mode == ModeAuto},
-			{ID: IDModeOnline, Label: "Appear online", Checkable: true, Checked: mode == ModeOnline},
-			{ID: IDModeAway, Label: "Appear away", Checkable: true, Checked: mode == ModeAway},
-			{ID: IDModeInvisible, Label: "Invisible", Checkable: true, Checked: mode == ModeInvisible},
+			{ID: IDModeAuto, Label: "Automatic", Checkable: true, Checked: mode == agent.Automatic},
+			{ID: IDModeOnline, Label: "Appear online", Checkable: true, Checked: mode == agent.Online},
+			{ID: IDModeAway, Label: "Appear away", Checkable: true, Checked: mode == agent.Away},
+			{ID: IDModeInvisible, Label: "Invisible", Checkable: true, Checked: mode == agent.Invisible},
 			{ID: IDPause, Label: "Pause", Children: []Item{
 				{ID: IDPause30m, Label: "30 minutes"},
 				{ID: IDPause1h, Label: "1 hour"},
@@ -111,9 +103,9 @@ func BuildMenu(s Status, now time.Time) Menu {
 	}
 }
 
-func normalMode(m string) string {
+func normalMode(m agent.Mode) agent.Mode {
 	if m == "" {
-		return ModeAuto
+		return agent.Automatic
 	}
 	return m
 }
@@ -125,13 +117,13 @@ func Glyph(s Status) icons.Glyph {
 		return icons.Offline
 	}
 	switch normalMode(s.Mode) {
-	case ModeInvisible:
+	case agent.Invisible:
 		return icons.Offline
-	case ModePause:
+	case agent.Pause:
 		return icons.Paused
-	case ModeOnline:
+	case agent.Online:
 		return icons.Active
-	case ModeAway:
+	case agent.Away:
 		return icons.Away
 	}
 	switch s.State {
@@ -154,16 +146,16 @@ func Tooltip(s Status, now time.Time) string {
 	}
 	today := FormatDuration(s.TodayActive) + " today"
 	switch normalMode(s.Mode) {
-	case ModeInvisible:
+	case agent.Invisible:
 		return "Invisible — not sharing presence"
-	case ModePause:
+	case agent.Pause:
 		if s.ModeUntil.IsZero() {
 			return "Paused"
 		}
 		return "Paused until " + FormatUntil(s.ModeUntil, now)
-	case ModeOnline:
+	case agent.Online:
 		return "Appearing online · " + today
-	case ModeAway:
+	case agent.Away:
 		return "Appearing away · " + today
 	}
 	switch s.State {
@@ -213,7 +205,7 @@ func FormatUntil(t, now time.Time) string {
 	if y1 == y2 && m1 == m2 && d1 == d2 {
 		return t.Format("15:04")
 	}
-	if t.Equal(Tomorrow(now)) {
+	if t.Equal(agent.NextMidnight(now)) {
 		return "tomorrow"
 	}
 	ty, tm, td := now.AddDate(0, 0, 1).Date()
@@ -223,21 +215,13 @@ func FormatUntil(t, now time.Time) string {
 	return t.Format("Mon 2 Jan 15:04")
 }
 
-// Tomorrow is the start of the next day in now's time zone: when a pause
-// "until tomorrow" ends. Daylight-saving days are 23 or 25 hours long, so
-// this goes by the calendar, not by adding 24 h.
-func Tomorrow(now time.Time) time.Time {
-	y, m, d := now.Date()
-	return time.Date(y, m, d+1, 0, 0, 0, 0, now.Location())
-}
-
 // Actions are what the menu can ask of the agent core. Nil actions are
 // shown disabled.
 type Actions struct {
 	OpenDashboard func()
 	// SetMode switches the presence mode; until is the end of a pause and
-	// zero otherwise. "Resume" is SetMode(ModeAuto, zero).
-	SetMode         func(mode string, until time.Time)
+	// zero otherwise. "Resume" is SetMode(agent.Automatic, zero).
+	SetMode         func(mode agent.Mode, until time.Time)
 	SetStartAtLogin func(on bool)
 	// Quit asks the agent to stop; the tray ends its Run right after.
 	Quit func()
@@ -252,7 +236,7 @@ const (
 // dispatch carries out the menu item id against the status s shown when it
 // was clicked, and reports whether the tray should end.
 func (a Actions) dispatch(id string, s Status, now time.Time) (quit bool) {
-	setMode := func(mode string, until time.Time) {
+	setMode := func(mode agent.Mode, until time.Time) {
 		if a.SetMode != nil {
 			a.SetMode(mode, until)
 		}
@@ -263,19 +247,19 @@ func (a Actions) dispatch(id string, s Status, now time.Time) (quit bool) {
 			a.OpenDashboard()
 		}
 	case IDModeAuto, IDResume:
-		setMode(ModeAuto, time.Time{})
+		setMode(agent.Automatic, time.Time{})
 	case IDModeOnline:
-		setMode(ModeOnline, time.Time{})
+		setMode(agent.Online, time.Time{})
 	case IDModeAway:
-		setMode(ModeAway, time.Time{})
+		setMode(agent.Away, time.Time{})
 	case IDModeInvisible:
-		setMode(ModeInvisible, time.Time{})
+		setMode(agent.Invisible, time.Time{})
 	case IDPause30m:
-		setMode(ModePause, now.Add(pauseShort))
+		setMode(agent.Pause, now.Add(pauseShort))
 	case IDPause1h:
-		setMode(ModePause, now.Add(pauseLong))
+		setMode(agent.Pause, now.Add(pauseLong))
 	case IDPauseTomorrow:
-		setMode(ModePause, Tomorrow(now))
+		setMode(agent.Pause, agent.NextMidnight(now))
 	case IDStartAtLogin:
 		// The checkbox shows the login item's real state; it flips only
 		// when the core reports the change back.

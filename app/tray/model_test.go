@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/app/tray/icons"
+	"github.com/lastseen/lastseen/backend/agent"
 )
 
 func paris(t *testing.T) *time.Location {
@@ -28,21 +29,21 @@ func TestTooltip(t *testing.T) {
 		s    Status
 		want string
 	}{
-		{"active", Status{Mode: ModeAuto, State: "active", TodayActive: today}, "Active · 3 h 12 min today"},
+		{"active", Status{Mode: agent.Automatic, State: "active", TodayActive: today}, "Active · 3 h 12 min today"},
 		{"empty mode is automatic", Status{State: "idle", TodayActive: 45 * time.Minute}, "Idle · 45 min today"},
 		{"away", Status{State: "away"}, "Away · 0 min today"},
 		{"offline by os", Status{State: "offline", TodayActive: 2 * time.Hour}, "Offline · 2 h today"},
 		{"starting", Status{}, "Starting…"},
-		{"paused until today", Status{Mode: ModePause, ModeUntil: time.Date(2026, 11, 25, 14, 30, 0, 0, loc)}, "Paused until 14:30"},
-		{"paused, until in utc shown local", Status{Mode: ModePause, ModeUntil: time.Date(2026, 11, 25, 13, 30, 0, 0, time.UTC)}, "Paused until 14:30"},
-		{"paused until tomorrow", Status{Mode: ModePause, ModeUntil: time.Date(2026, 11, 26, 0, 0, 0, 0, loc)}, "Paused until tomorrow"},
-		{"paused until tomorrow morning", Status{Mode: ModePause, ModeUntil: time.Date(2026, 11, 26, 9, 0, 0, 0, loc)}, "Paused until tomorrow 09:00"},
-		{"paused for days", Status{Mode: ModePause, ModeUntil: time.Date(2026, 11, 30, 9, 0, 0, 0, loc)}, "Paused until Mon 30 Nov 09:00"},
-		{"paused, no end", Status{Mode: ModePause}, "Paused"},
-		{"invisible", Status{Mode: ModeInvisible, State: "active"}, "Invisible — not sharing presence"},
-		{"appear online", Status{Mode: ModeOnline, State: "idle", TodayActive: time.Hour}, "Appearing online · 1 h today"},
-		{"appear away", Status{Mode: ModeAway, State: "active"}, "Appearing away · 0 min today"},
-		{"revoked wins over everything", Status{Mode: ModeInvisible, State: "active", Error: "this device's token was revoked"}, "Offline — this device's token was revoked"},
+		{"paused until today", Status{Mode: agent.Pause, ModeUntil: time.Date(2026, 11, 25, 14, 30, 0, 0, loc)}, "Paused until 14:30"},
+		{"paused, until in utc shown local", Status{Mode: agent.Pause, ModeUntil: time.Date(2026, 11, 25, 13, 30, 0, 0, time.UTC)}, "Paused until 14:30"},
+		{"paused until tomorrow", Status{Mode: agent.Pause, ModeUntil: time.Date(2026, 11, 26, 0, 0, 0, 0, loc)}, "Paused until tomorrow"},
+		{"paused until tomorrow morning", Status{Mode: agent.Pause, ModeUntil: time.Date(2026, 11, 26, 9, 0, 0, 0, loc)}, "Paused until tomorrow 09:00"},
+		{"paused for days", Status{Mode: agent.Pause, ModeUntil: time.Date(2026, 11, 30, 9, 0, 0, 0, loc)}, "Paused until Mon 30 Nov 09:00"},
+		{"paused, no end", Status{Mode: agent.Pause}, "Paused"},
+		{"invisible", Status{Mode: agent.Invisible, State: "active"}, "Invisible — not sharing presence"},
+		{"appear online", Status{Mode: agent.Online, State: "idle", TodayActive: time.Hour}, "Appearing online · 1 h today"},
+		{"appear away", Status{Mode: agent.Away, State: "active"}, "Appearing away · 0 min today"},
+		{"revoked wins over everything", Status{Mode: agent.Invisible, State: "active", Error: "this device's token was revoked"}, "Offline — this device's token was revoked"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Tooltip(tc.s, now); got != tc.want {
@@ -69,20 +70,6 @@ func TestFormatDuration(t *testing.T) {
 	}
 }
 
-func TestTomorrowAcrossDaylightSaving(t *testing.T) {
-	loc := paris(t)
-	// 2026-10-25 is 25 hours long in Paris; adding 24 h would land at 23:00.
-	now := time.Date(2026, 10, 25, 0, 30, 0, 0, loc)
-	want := time.Date(2026, 10, 26, 0, 0, 0, 0, loc)
-	if got := Tomorrow(now); !got.Equal(want) {
-		t.Errorf("Tomorrow = %v, want %v", got, want)
-	}
-	// Month and year ends roll over.
-	if got := Tomorrow(time.Date(2026, 12, 31, 23, 59, 0, 0, loc)); got != time.Date(2027, 1, 1, 0, 0, 0, 0, loc) {
-		t.Errorf("Tomorrow(new year's eve) = %v", got)
-	}
-}
-
 func TestGlyph(t *testing.T) {
 	for _, tc := range []struct {
 		s    Status
@@ -93,10 +80,10 @@ func TestGlyph(t *testing.T) {
 		{Status{State: "away"}, icons.Away},
 		{Status{State: "offline"}, icons.Offline},
 		{Status{}, icons.Offline},
-		{Status{Mode: ModeOnline, State: "idle"}, icons.Active},
-		{Status{Mode: ModeAway, State: "active"}, icons.Away},
-		{Status{Mode: ModeInvisible, State: "active"}, icons.Offline},
-		{Status{Mode: ModePause, State: "active"}, icons.Paused},
+		{Status{Mode: agent.Online, State: "idle"}, icons.Active},
+		{Status{Mode: agent.Away, State: "active"}, icons.Away},
+		{Status{Mode: agent.Invisible, State: "active"}, icons.Offline},
+		{Status{Mode: agent.Pause, State: "active"}, icons.Paused},
 		{Status{State: "active", Error: "cannot reach https://example.com"}, icons.Offline},
 	} {
 		if got := Glyph(tc.s); got != tc.want {
@@ -158,7 +145,7 @@ func TestBuildMenu(t *testing.T) {
 		s    Status
 		want string
 	}{
-		{"automatic, active, local", Status{Mode: ModeAuto, State: "active", TodayActive: 3*time.Hour + 12*time.Minute}, `
+		{"automatic, active, local", Status{Mode: agent.Automatic, State: "active", TodayActive: 3*time.Hour + 12*time.Minute}, `
 Active · 3 h 12 min today (off)
 Local mode — this computer only (off)
 ---
@@ -178,7 +165,7 @@ Pause
 ---
 Quit
 `},
-		{"paused, remote, login on", Status{Mode: ModePause, ModeUntil: time.Date(2026, 11, 25, 14, 30, 0, 0, loc), State: "active", Service: "https://ls.example.com", StartAtLogin: true}, `
+		{"paused, remote, login on", Status{Mode: agent.Pause, ModeUntil: time.Date(2026, 11, 25, 14, 30, 0, 0, loc), State: "active", Service: "https://ls.example.com", StartAtLogin: true}, `
 Paused until 14:30 (off)
 Server: ls.example.com (off)
 ---
@@ -198,7 +185,7 @@ Pause
 ---
 Quit
 `},
-		{"invisible", Status{Mode: ModeInvisible, State: "idle"}, `
+		{"invisible", Status{Mode: agent.Invisible, State: "idle"}, `
 Invisible — not sharing presence (off)
 Local mode — this computer only (off)
 ---
@@ -245,8 +232,8 @@ func TestMenuShapeIsStable(t *testing.T) {
 	now := time.Now()
 	want := shape(BuildMenu(Status{}, now))
 	for _, s := range []Status{
-		{Mode: ModePause, ModeUntil: now.Add(time.Hour)},
-		{Mode: ModeInvisible, Error: "x", StartAtLogin: true},
+		{Mode: agent.Pause, ModeUntil: now.Add(time.Hour)},
+		{Mode: agent.Invisible, Error: "x", StartAtLogin: true},
 		{Mode: "something new", State: "weird"},
 	} {
 		if got := shape(BuildMenu(s, now)); got != want {
@@ -257,7 +244,7 @@ func TestMenuShapeIsStable(t *testing.T) {
 
 type call struct {
 	name  string
-	mode  string
+	mode  agent.Mode
 	until time.Time
 	on    bool
 }
@@ -265,7 +252,7 @@ type call struct {
 func recorder(calls *[]call) Actions {
 	return Actions{
 		OpenDashboard:   func() { *calls = append(*calls, call{name: "open"}) },
-		SetMode:         func(m string, u time.Time) { *calls = append(*calls, call{name: "mode", mode: m, until: u}) },
+		SetMode:         func(m agent.Mode, u time.Time) { *calls = append(*calls, call{name: "mode", mode: m, until: u}) },
 		SetStartAtLogin: func(on bool) { *calls = append(*calls, call{name: "login", on: on}) },
 		Quit:            func() { *calls = append(*calls, call{name: "quit"}) },
 	}
@@ -282,14 +269,14 @@ func TestDispatch(t *testing.T) {
 		quit bool
 	}{
 		{IDOpen, Status{}, call{name: "open"}, false},
-		{IDModeAuto, Status{}, call{name: "mode", mode: ModeAuto}, false},
-		{IDModeOnline, Status{}, call{name: "mode", mode: ModeOnline}, false},
-		{IDModeAway, Status{}, call{name: "mode", mode: ModeAway}, false},
-		{IDModeInvisible, Status{}, call{name: "mode", mode: ModeInvisible}, false},
-		{IDPause30m, Status{}, call{name: "mode", mode: ModePause, until: now.Add(30 * time.Minute)}, false},
-		{IDPause1h, Status{}, call{name: "mode", mode: ModePause, until: now.Add(time.Hour)}, false},
-		{IDPauseTomorrow, Status{}, call{name: "mode", mode: ModePause, until: midnight}, false},
-		{IDResume, Status{Mode: ModePause}, call{name: "mode", mode: ModeAuto}, false},
+		{IDModeAuto, Status{}, call{name: "mode", mode: agent.Automatic}, false},
+		{IDModeOnline, Status{}, call{name: "mode", mode: agent.Online}, false},
+		{IDModeAway, Status{}, call{name: "mode", mode: agent.Away}, false},
+		{IDModeInvisible, Status{}, call{name: "mode", mode: agent.Invisible}, false},
+		{IDPause30m, Status{}, call{name: "mode", mode: agent.Pause, until: now.Add(30 * time.Minute)}, false},
+		{IDPause1h, Status{}, call{name: "mode", mode: agent.Pause, until: now.Add(time.Hour)}, false},
+		{IDPauseTomorrow, Status{}, call{name: "mode", mode: agent.Pause, until: midnight}, false},
+		{IDResume, Status{Mode: agent.Pause}, call{name: "mode", mode: agent.Automatic}, false},
 		{IDStartAtLogin, Status{StartAtLogin: false}, call{name: "login", on: true}, false},
 		{IDStartAtLogin, Status{StartAtLogin: true}, call{name: "login", on: false}, false},
 		{IDQuit, Status{}, call{name: "quit"}, true},
@@ -331,7 +318,7 @@ func TestDispatch(t *testing.T) {
 
 func TestDisableMissing(t *testing.T) {
 	m := BuildMenu(Status{}, time.Now())
-	items := Actions{SetMode: func(string, time.Time) {}}.disableMissing(m.Items)
+	items := Actions{SetMode: func(agent.Mode, time.Time) {}}.disableMissing(m.Items)
 	var off []string
 	var walk func([]Item)
 	walk = func(items []Item) {

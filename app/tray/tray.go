@@ -2,7 +2,8 @@
 // core. The core sends Status values; the tray turns each into a menu model
 // (BuildMenu, pure and table-tested) and copies it onto native items; clicks
 // come back as calls on Actions. It never holds state of its own beyond what
-// it last showed.
+// it last showed. RunAgent wires it to the agent's host through the small
+// Agent interface, so the agent's command only hands the host over.
 //
 // On Linux and the BSDs the tray is a StatusNotifierItem with a
 // com.canonical.dbusmenu menu on the session bus (fyne.io/systray, pure Go);
@@ -86,7 +87,7 @@ func Run(ctx context.Context, o Options) error {
 				runErr = fmt.Errorf("system tray: %v", r)
 			}
 		}()
-		systray.Run(func() { c.ready(ctx) }, nil)
+		runNative(func() { c.ready(ctx) }, func() { c.loop(ctx) })
 	}()
 	return runErr
 }
@@ -103,8 +104,8 @@ type controller struct {
 	clicks chan string
 }
 
-// ready builds the menu; systray serves the first D-Bus GetLayout only
-// after it returns, so hosts never see a half-built menu.
+// ready builds the menu and shows the first status; runNative has hosts
+// see the tray only once it returns, so they never see a half-built menu.
 func (c *controller) ready(ctx context.Context) {
 	if runtime.GOOS != "darwin" {
 		// The StatusNotifierItem title names the app; on macOS a title is
@@ -114,7 +115,6 @@ func (c *controller) ready(ctx context.Context) {
 	m := c.menu()
 	c.create(ctx, nil, m.Items)
 	c.apply(m)
-	go c.loop(ctx)
 }
 
 func (c *controller) menu() Menu {
@@ -231,6 +231,8 @@ func (c *controller) applyItems(items []Item) {
 	}
 }
 
+// loop applies each status and click until ctx ends or Quit is picked,
+// then has the library quit.
 func (c *controller) loop(ctx context.Context) {
 	tick := time.NewTicker(refreshEvery)
 	defer tick.Stop()

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -24,6 +25,8 @@ import (
 	"github.com/lastseen/lastseen/app/tray"
 	"github.com/lastseen/lastseen/app/tray/icons"
 	"github.com/lastseen/lastseen/app/tray/traydbus"
+	"github.com/lastseen/lastseen/backend/agent"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // The D-Bus tests run the real tray in a child process (the systray library
@@ -68,7 +71,7 @@ func trayChild() int {
 		Updates: updates,
 		Actions: tray.Actions{
 			OpenDashboard: func() { say("open") },
-			SetMode: func(mode string, until time.Time) {
+			SetMode: func(mode agent.Mode, until time.Time) {
 				if until.IsZero() {
 					say("mode %s -", mode)
 				} else {
@@ -114,13 +117,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startChild(t *testing.T, bus *traydbus.Bus, first tray.Status) *child {
+func startChild(t *testing.T, b bus, first tray.Status) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	// Under -race the child reports races to files the parent triages (see
 	// checkRaces) instead of failing on races inside the systray library.
 	raceDir := t.TempDir()
-	cmd.Env = append(os.Environ(), childEnv+"=1", bus.Env(),
+	cmd.Env = append(os.Environ(), childEnv+"=1", b.env(),
 		"GORACE=exitcode=0 log_path="+filepath.Join(raceDir, "race"))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -132,6 +135,7 @@ func startChild(t *testing.T, bus *traydbus.Bus, first tray.Status) *child {
 	}
 	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
+	testutil.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -223,62 +227,79 @@ func (c *child) expect(t *testing.T, want string) string {
 	return ""
 }
 
-func startBus(t *testing.T, ctx context.Context) *traydbus.Bus {
+// bus is a private session bus for one test.
+type bus struct{ addr string }
+
+func startBus(t *testing.T) bus { return bus{testutil.StartSessionBus(t)} }
+
+func (b bus) env() string { return "DBUS_SESSION_BUS_ADDRESS=" + b.addr }
+
+func (b bus) connect(t *testing.T, ctx context.Context) *dbus.Conn {
 	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		t.Skip("dbus-daemon not installed")
-	}
-	bus, err := traydbus.StartBus(ctx, t.TempDir())
+	conn, err := dbus.Connect(b.addr, dbus.WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { bus.Close() })
-	return bus
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
+// itemMenu finds the menu of the item at dest once the item answers for
+// it. The tray takes its bus name before it exports its objects, so a name
+// that has appeared says nothing yet about the object behind it.
+func itemMenu(t *testing.T, ctx context.Context, conn *dbus.Conn, dest string) *traydbus.Menu {
+	t.Helper()
+	var menu *traydbus.Menu
+	testutil.WaitNoError(t, "the tray item to export its menu", menuWait, func() (err error) {
+		menu, err = traydbus.ItemMenu(ctx, conn, dest)
+		return err
+	})
+	return menu
+}
+
+// menuWait bounds how long the tray may take to show a change; generous,
+// since the child is a separate process on a possibly busy machine.
+const menuWait = 20 * time.Second
+
 // waitMenu polls the layout until cond holds: the tray applies a status
-// asynchronously.
+// asynchronously, and exports the menu object a moment after the item says
+// where it is, so a failed read is tried again too.
 func waitMenu(t *testing.T, ctx context.Context, m *traydbus.Menu, what string, cond func(traydbus.Node) bool) traydbus.Node {
 	t.Helper()
 	var last traydbus.Node
-	for ctx.Err() == nil {
+	_, err := testutil.Poll("the menu to show "+what, menuWait, func() error {
 		n, err := m.Layout(ctx)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(n) {
-			return n
+			return err
 		}
 		last = n
-		time.Sleep(20 * time.Millisecond)
+		if !cond(n) {
+			return errors.New("not shown yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v; last menu:\n%s", err, last)
 	}
-	t.Fatalf("menu never showed %s; last:\n%s", what, last)
 	return last
 }
 
 func TestTrayOverDBus(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bus := startBus(t, ctx)
-	conn, err := bus.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	bus := startBus(t)
+	conn := bus.connect(t, ctx)
 	watcher, err := traydbus.StartWatcher(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	c := startChild(t, bus, tray.Status{Mode: tray.ModeAuto, State: "active", TodayActive: 3*time.Hour + 12*time.Minute})
+	c := startChild(t, bus, tray.Status{Mode: agent.Automatic, State: "active", TodayActive: 3*time.Hour + 12*time.Minute})
 	dest, err := watcher.WaitItem(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	menu, err := traydbus.ItemMenu(ctx, conn, dest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	menu := itemMenu(t, ctx, conn, dest)
 
 	root := waitMenu(t, ctx, menu, "the first status", func(n traydbus.Node) bool {
 		s, ok := n.Find("Active · 3 h 12 min today")
@@ -317,7 +338,7 @@ Quit
 	}
 	c.expect(t, "mode invisible -")
 	// The checkmark follows the core, not the click.
-	c.send(t, tray.Status{Mode: tray.ModeInvisible, State: "active"})
+	c.send(t, tray.Status{Mode: agent.Invisible, State: "active"})
 	waitMenu(t, ctx, menu, "Invisible checked", func(n traydbus.Node) bool {
 		inv, _ := n.Find("Invisible")
 		auto, _ := n.Find("Automatic")
@@ -340,7 +361,7 @@ Quit
 	if d := until.Sub(before); d < 29*time.Minute || d > 31*time.Minute {
 		t.Errorf("pause until %v, %v from now; want 30 min", until, d)
 	}
-	c.send(t, tray.Status{Mode: tray.ModePause, ModeUntil: until, State: "active"})
+	c.send(t, tray.Status{Mode: agent.Pause, ModeUntil: until, State: "active"})
 	waitMenu(t, ctx, menu, "Resume shown", func(n traydbus.Node) bool {
 		r, ok := n.Find("Pause", "Resume")
 		return ok && r.Visible
@@ -382,14 +403,10 @@ Quit
 // icon. The tray says so once, keeps serving its menu, and registers when a
 // panel shows up later.
 func TestTrayWithoutHost(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bus := startBus(t, ctx)
-	conn, err := bus.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	bus := startBus(t)
+	conn := bus.connect(t, ctx)
 
 	avail, err := hostAvailableOn(t, ctx, bus)
 	if err != nil || avail {
@@ -397,14 +414,9 @@ func TestTrayWithoutHost(t *testing.T) {
 	}
 
 	c := startChild(t, bus, tray.Status{State: "idle"})
-	dest := traydbus.ItemName(c.cmd.Process.Pid)
-	if err := traydbus.WaitName(ctx, conn, dest); err != nil {
-		t.Fatal(err)
-	}
-	menu, err := traydbus.ItemMenu(ctx, conn, dest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Without a watcher nobody hears from the tray: it is found by the
+	// well-known name it takes, and used once its item object answers.
+	menu := itemMenu(t, ctx, conn, traydbus.ItemName(c.cmd.Process.Pid))
 	waitMenu(t, ctx, menu, "the status", func(n traydbus.Node) bool {
 		_, ok := n.Find("Idle · 0 min today")
 		return ok
@@ -427,10 +439,9 @@ func TestTrayWithoutHost(t *testing.T) {
 	if avail, err := hostAvailableOn(t, ctx, bus); err != nil || !avail {
 		t.Errorf("HostAvailable with a watcher = %v, %v; want true", avail, err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(c.stderr.String(), "a system tray host appeared") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, "the tray to log that a host appeared", menuWait, func() bool {
+		return strings.Contains(c.stderr.String(), "a system tray host appeared")
+	})
 
 	// Closing stdin cancels the child's context: Run returns on its own.
 	c.stdin.Close()
@@ -448,9 +459,9 @@ func TestTrayWithoutHost(t *testing.T) {
 	}
 }
 
-func hostAvailableOn(t *testing.T, ctx context.Context, bus *traydbus.Bus) (bool, error) {
+func hostAvailableOn(t *testing.T, ctx context.Context, b bus) (bool, error) {
 	t.Helper()
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", bus.Address)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", b.addr)
 	return tray.HostAvailable(ctx)
 }
 
@@ -495,17 +506,19 @@ func checkIcon(t *testing.T, ctx context.Context, conn *dbus.Conn, dest string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var px []traydbus.IconPixmap
-	for ctx.Err() == nil {
-		if px, err = traydbus.ItemIcon(ctx, conn, dest); err != nil {
-			t.Fatal(err)
+	_, err = testutil.Poll("the tray icon to be the "+string(g)+" glyph", menuWait, func() error {
+		px, err := traydbus.ItemIcon(ctx, conn, dest)
+		if err != nil {
+			return err
 		}
-		if len(px) == 1 && matches(px[0], want) {
-			return
+		if len(px) != 1 || !matches(px[0], want) {
+			return errors.New("another picture")
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
-	t.Errorf("tray icon is not the %s glyph", g)
 }
 
 func matches(p traydbus.IconPixmap, img *image.NRGBA) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,10 +121,13 @@ func TestScreenSaverWatcher(t *testing.T) {
 			addr := startBus(t)
 			saver := &saverService{}
 			conn := exportSaver(t, addr, svc, saver)
+			// Each signal the watcher takes stamps its event one second
+			// later than the last, so an event tells which signal made it.
 			at := time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
+			var stamps atomic.Int64
 			w, err := Config{
 				Getenv: env("DBUS_SESSION_BUS_ADDRESS", addr, "DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus"),
-				Now:    func() time.Time { return at },
+				Now:    func() time.Time { return at.Add(time.Duration(stamps.Add(1)) * time.Second) },
 				NoGap:  true,
 			}.DetectWatcher(context.Background())
 			if err != nil {
@@ -137,36 +141,34 @@ func TestScreenSaverWatcher(t *testing.T) {
 			if l, err := w.LockedNow(ctx); err != nil || l {
 				t.Errorf("LockedNow = %v, %v; want false", l, err)
 			}
-			if err := saver.setActive(conn, svc, true); err != nil {
+			if err := saver.setActive(conn, svc, true); err != nil { // signal 1
 				t.Fatal(err)
 			}
-			if ev := waitEvent(t, w); ev.Kind != Locked || !ev.At.Equal(at) || ev.Source != svc.name {
-				t.Errorf("got %v, want locked at %v from %s", ev, at, svc.name)
+			if ev := waitEvent(t, w); ev.Kind != Locked || !ev.At.Equal(at.Add(time.Second)) || ev.Source != svc.name {
+				t.Errorf("got %v, want locked at %v from %s", ev, at.Add(time.Second), svc.name)
 			}
 			if l, err := w.LockedNow(ctx); err != nil || !l {
 				t.Errorf("LockedNow = %v, %v; want true", l, err)
 			}
-			// A signal of the same name on another path is not the locker's.
+			// A signal of the same name on another path is not the locker's:
+			// never taken, it stamps nothing.
 			if err := conn.Emit("/elsewhere", svc.iface+".ActiveChanged", false); err != nil {
 				t.Fatal(err)
 			}
-			// A repeat of the same state is dropped by the merge.
+			// A repeat of the same state (signal 2) is dropped by the merge.
 			if err := saver.setActive(conn, svc, true); err != nil {
 				t.Fatal(err)
 			}
-			if err := saver.setActive(conn, svc, false); err != nil {
+			if err := saver.setActive(conn, svc, false); err != nil { // signal 3
 				t.Fatal(err)
 			}
-			if ev := waitEvent(t, w); ev.Kind != Unlocked {
-				t.Errorf("got %v, want unlocked", ev)
+			// The signals arrive in the order sent, so the next event is the
+			// unlock of signal 3 only if neither the other path's signal
+			// (an unlock stamped 2) nor the repeat (a lock) got through.
+			if ev := waitEvent(t, w); ev.Kind != Unlocked || !ev.At.Equal(at.Add(3*time.Second)) {
+				t.Errorf("got %v, want unlocked at %v", ev, at.Add(3*time.Second))
 			}
-			noEventFor(t, w, 200*time.Millisecond)
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := <-w.Events(); ok {
-				t.Fatal("Events not closed after Close")
-			}
+			closeAndDrain(t, w)
 		})
 	}
 }

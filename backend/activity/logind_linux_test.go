@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,9 +53,9 @@ func (l *loginService) Inhibit(what, who, why, mode string) (dbus.UnixFD, *dbus.
 }
 
 // handedOut closes the service's own copy of the n-th inhibitor descriptor
-// (once the client holds its copy) and returns a channel closed when the
-// client lets go of it.
-func (l *loginService) handedOut(t *testing.T, n int) <-chan struct{} {
+// (once the client holds its copy) and returns the lock as the service
+// sees it.
+func (l *loginService) handedOut(t *testing.T, n int) *heldLock {
 	t.Helper()
 	l.mu.Lock()
 	if len(l.inhibits) <= n {
@@ -67,13 +68,57 @@ func (l *loginService) handedOut(t *testing.T, n int) <-chan struct{} {
 		t.Errorf("Inhibit(%q, %q), want a sleep delay lock", c.what, c.mode)
 	}
 	c.w.Close()
-	released := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, c.r)
-		c.r.Close()
-		close(released)
-	}()
-	return released
+	t.Cleanup(func() { c.r.Close() })
+	return &heldLock{r: c.r}
+}
+
+// heldLock is the read end of an inhibitor's pipe: it reads end-of-file
+// once every copy of the write end, the client's included, is closed.
+type heldLock struct{ r *os.File }
+
+// held tells, at once and without waiting, whether the client still holds
+// the lock: the kernel knows the moment the last copy closes.
+func (h *heldLock) held(t *testing.T) bool {
+	t.Helper()
+	rc, err := h.r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var rerr error
+	// os.Pipe's descriptors are non-blocking: EAGAIN means nothing to read
+	// yet, a writer still open.
+	if err := rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, rerr = syscall.Read(int(fd), b[:])
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case rerr == syscall.EAGAIN:
+		return true
+	case rerr == nil && n == 0:
+		return false
+	}
+	t.Fatalf("read the inhibitor pipe: %d bytes, %v", n, rerr)
+	return false
+}
+
+// released waits up to d for the client to let go of the lock.
+func (h *heldLock) released(t *testing.T, d time.Duration) bool {
+	t.Helper()
+	if err := h.r.SetReadDeadline(time.Now().Add(d)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.Copy(io.Discard, h.r)
+	if err == nil {
+		return true // end of file
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read the inhibitor pipe: %v", err)
+	}
+	return false
 }
 
 const testSession = dbus.ObjectPath("/org/freedesktop/login1/session/_31")
@@ -98,23 +143,16 @@ func startLogind(t *testing.T, addr string, withSession bool) (*dbus.Conn, *logi
 	return conn, l, props
 }
 
-func released(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 func TestLogindWatcher(t *testing.T) {
 	addr := startBus(t)
 	conn, login, props := startLogind(t, addr, true)
 	at := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
 	w, err := Config{
-		Getenv:    env("DBUS_SYSTEM_BUS_ADDRESS", addr, "XDG_SESSION_ID", "1"),
-		Now:       func() time.Time { return at },
-		SleepHold: 300 * time.Millisecond,
+		Getenv: env("DBUS_SYSTEM_BUS_ADDRESS", addr, "XDG_SESSION_ID", "1"),
+		Now:    func() time.Time { return at },
+		// Long enough that a loaded machine delivers the Sleeping event
+		// well within it, short enough to wait out below.
+		SleepHold: time.Second,
 		NoGap:     true,
 	}.DetectWatcher(context.Background())
 	if err != nil {
@@ -156,11 +194,12 @@ func TestLogindWatcher(t *testing.T) {
 			t.Errorf("got %v, want %v", ev, want)
 		}
 	}
-	// Another session's signals are not ours.
+	// Another session's signals are not ours: had its Unlock been taken,
+	// the unlocked event would come before the Sleeping one below (one
+	// connection's signals arrive in order).
 	if err := conn.Emit("/org/freedesktop/login1/session/_32", sessionIface+".Unlock"); err != nil {
 		t.Fatal(err)
 	}
-	noEventFor(t, w, 200*time.Millisecond)
 
 	// Sleep: the delay lock is held until the event is handled.
 	if err := conn.Emit(login1Path, managerIface+".PrepareForSleep", true); err != nil {
@@ -170,14 +209,11 @@ func TestLogindWatcher(t *testing.T) {
 	if sl.Kind != Sleeping {
 		t.Fatalf("got %v, want sleeping", sl)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if released(firstLock) {
+	if !firstLock.held(t) {
 		t.Fatal("sleep lock released before the Sleeping event was handled")
 	}
 	sl.Done()
-	select {
-	case <-firstLock:
-	case <-time.After(2 * time.Second):
+	if !firstLock.released(t, eventWait) {
 		t.Fatal("sleep lock not released after Done")
 	}
 	sl.Done() // twice is harmless
@@ -198,18 +234,11 @@ func TestLogindWatcher(t *testing.T) {
 	if ev := waitEvent(t, w); ev.Kind != Sleeping {
 		t.Fatalf("got %v, want sleeping", ev)
 	}
-	select {
-	case <-secondLock:
-	case <-time.After(3 * time.Second):
+	if !secondLock.released(t, eventWait) {
 		t.Fatal("sleep lock still held after SleepHold")
 	}
 
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := <-w.Events(); ok {
-		t.Fatal("Events not closed after Close")
-	}
+	closeAndDrain(t, w)
 }
 
 func TestLogindWithoutSession(t *testing.T) {
@@ -235,9 +264,7 @@ func TestLogindWithoutSession(t *testing.T) {
 		t.Fatalf("got %v, want sleeping", ev)
 	}
 	ev.Done()
-	select {
-	case <-lock:
-	case <-time.After(2 * time.Second):
+	if !lock.released(t, eventWait) {
 		t.Fatal("sleep lock not released after Done")
 	}
 	// Malformed signals are ignored, not fatal.
@@ -256,7 +283,7 @@ func TestLogindWithoutSession(t *testing.T) {
 // the caller sees it once.
 func TestWatcherCombinesLogindAndScreenSaver(t *testing.T) {
 	addr := startBus(t)
-	_, _, props := startLogind(t, addr, true)
+	lconn, _, props := startLogind(t, addr, true)
 	saver := &saverService{}
 	sconn := exportSaver(t, addr, freedesktopSaver, saver)
 	w, err := Config{
@@ -269,12 +296,22 @@ func TestWatcherCombinesLogindAndScreenSaver(t *testing.T) {
 	if want := LogindName + "+" + ScreenSaverName + "+" + GapName; w.Name() != want {
 		t.Fatalf("Name = %q, want %q", w.Name(), want)
 	}
+	// The screen saver reports the lock first, then logind.
 	if err := saver.setActive(sconn, freedesktopSaver, true); err != nil {
 		t.Fatal(err)
 	}
-	props.SetMust(sessionIface, "LockedHint", true)
-	if ev := waitEvent(t, w); ev.Kind != Locked {
-		t.Fatalf("got %v, want locked", ev)
+	if ev := waitEvent(t, w); ev.Kind != Locked || ev.Source != ScreenSaverName {
+		t.Fatalf("got %v, want locked from %s", ev, ScreenSaverName)
 	}
-	noEventFor(t, w, 300*time.Millisecond)
+	props.SetMust(sessionIface, "LockedHint", true)
+	// logind's lock must be dropped: had it passed, it would come before
+	// the sleep logind announces next on the same connection.
+	if err := lconn.Emit(login1Path, managerIface+".PrepareForSleep", true); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, w)
+	ev.Done()
+	if ev.Kind != Sleeping {
+		t.Fatalf("got %v, want sleeping: the lock was reported twice", ev)
+	}
 }

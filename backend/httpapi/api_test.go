@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -419,7 +420,7 @@ func TestInternalErrorsAreLoggedNotLeaked(t *testing.T) {
 	if resp.status != 500 {
 		t.Fatalf("status %d", resp.status)
 	}
-	if got := resp.apiError(t); got != (ErrorDetail{Code: presence.EINTERNAL, Message: "internal error"}) {
+	if got := resp.apiError(t); got != (apierror.Detail{Code: presence.EINTERNAL, Message: "internal error"}) {
 		t.Errorf("error %+v", got)
 	}
 	if strings.Contains(string(resp.body), "disk") {

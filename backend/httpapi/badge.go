@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -36,7 +37,7 @@ func (s *Server) getBadge(w http.ResponseWriter, r *http.Request) error {
 		case code == presence.ENOTFOUND:
 			status = http.StatusNotFound
 		default:
-			status = statusOf(code)
+			status = apierror.StatusOf(code)
 			if status == http.StatusInternalServerError {
 				s.log.Error("badge failed", attrPath, r.URL.Path, attrErr, err)
 			}

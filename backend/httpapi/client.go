@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -15,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/backend/ssestream"
 )
 
 // Client is a typed client of the v1 API. It speaks the same wire types as
@@ -173,7 +173,7 @@ func (c *Client) Badge(ctx context.Context, handle string) ([]byte, error) {
 		return nil, fmt.Errorf("read badge: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return svg, &APIError{Status: resp.StatusCode, Code: codeOf(resp.StatusCode), Message: "no public status for " + handle}
+		return svg, &APIError{Status: resp.StatusCode, Code: apierror.CodeOf(resp.StatusCode), Message: "no public status for " + handle}
 	}
 	return svg, nil
 }
@@ -242,25 +242,17 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	return resp, nil
 }
 
-// readAPIError turns a failed response into an *APIError, ours or not.
+// readAPIError turns a failed response into an *APIError, ours or not (a
+// proxy in between, say: then what can be known from the status).
 func readAPIError(resp *http.Response) *APIError {
-	e := &APIError{Status: resp.StatusCode, Retry: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var body ErrorBody
-	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
-		return e
+	d := apierror.Decode(resp.StatusCode, raw)
+	return &APIError{
+		Status:  resp.StatusCode,
+		Code:    d.Code,
+		Message: d.Message,
+		Retry:   parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
-	// Not our answer (a proxy in between, say): keep what can be known.
-	e.Code = codeOf(resp.StatusCode)
-	e.Message = http.StatusText(resp.StatusCode)
-	if snippet := strings.TrimSpace(string(raw)); snippet != "" {
-		if len(snippet) > 200 {
-			snippet = snippet[:200] + "…"
-		}
-		e.Message += ": " + snippet
-	}
-	return e
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date.
@@ -304,101 +296,38 @@ func (c *Client) Events(ctx context.Context, lastEventID string) (*EventStream, 
 		resp.Body.Close()
 		return nil, fmt.Errorf("events: answer is %q, not an event stream", resp.Header.Get("Content-Type"))
 	}
-	return &EventStream{body: resp.Body, r: bufio.NewReader(resp.Body), lastID: lastEventID}, nil
+	r := ssestream.NewReader(resp.Body)
+	r.SetLastEventID(lastEventID)
+	return &EventStream{body: resp.Body, r: r}, nil
 }
 
 // EventStream reads Server-Sent Events. Not safe for concurrent use.
 type EventStream struct {
-	body   io.ReadCloser
-	r      *bufio.Reader
-	lastID string
-	retry  time.Duration
+	body io.ReadCloser
+	r    *ssestream.Reader
 }
-
-// maxEventLine bounds one line of the stream, so a broken server cannot make
-// the reader buffer without end.
-const maxEventLine = 1 << 20
 
 // Next blocks for the next event. It returns io.EOF when the server ends the
 // stream (shutdown, or this reader fell too far behind): reconnect with
 // LastEventID to resume. Comments (keepalives) are skipped.
 func (s *EventStream) Next() (SSEEvent, error) {
-	var (
-		ev   SSEEvent
-		data strings.Builder
-		has  bool
-	)
 	for {
-		line, err := s.readLine()
+		f, err := s.r.Next()
 		if err != nil {
 			return SSEEvent{}, err
 		}
-		if line == "" { // dispatch
-			if !has {
-				ev.Event = ""
-				continue
-			}
-			ev.ID = s.lastID
-			if ev.Event == "" {
-				ev.Event = "message"
-			}
-			ev.Data = strings.TrimSuffix(data.String(), "\n")
-			return ev, nil
+		if !f.Keepalive {
+			return SSEEvent(f.Event), nil
 		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			ev.Event = value
-		case "data":
-			data.WriteString(value)
-			data.WriteByte('\n')
-			has = true
-		case "id":
-			if !strings.ContainsRune(value, 0) {
-				s.lastID = value
-			}
-		case "retry":
-			if ms, err := strconv.ParseInt(value, 10, 64); err == nil && ms >= 0 {
-				s.retry = time.Duration(ms) * time.Millisecond
-			}
-		}
-	}
-}
-
-func (s *EventStream) readLine() (string, error) {
-	var line []byte
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > maxEventLine {
-			return "", errors.New("events: line too long")
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			if err == io.EOF && len(line) == 0 {
-				return "", io.EOF
-			}
-			if err == io.EOF {
-				return "", io.ErrUnexpectedEOF
-			}
-			return "", fmt.Errorf("events: %w", err)
-		}
-		return strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r"), nil
 	}
 }
 
 // LastEventID is the id of the last event read (or the one the stream was
 // opened with): pass it to Client.Events to resume.
-func (s *EventStream) LastEventID() string { return s.lastID }
+func (s *EventStream) LastEventID() string { return s.r.LastEventID() }
 
 // Retry is the reconnect delay the server asked for (zero if it did not).
-func (s *EventStream) Retry() time.Duration { return s.retry }
+func (s *EventStream) Retry() time.Duration { return s.r.Retry() }
 
 // Close ends the stream.
 func (s *EventStream) Close() error { return s.body.Close() }

@@ -1,6 +1,6 @@
 // Package httpapi is the presence service's HTTP face: one route table over a
 // presence.Store (DESIGN §3), token and cookie authentication, per-token rate
-// limits, strict JSON decoding, one mapping from domain error codes to HTTP
+// limits, strict JSON decoding, failures in apierror's envelope and
 // statuses, a Server-Sent Events hub that never blocks the store's writer,
 // Prometheus metrics, the public status JSON and SVG badge, the built
 // dashboard for browsers, and a typed Go client that speaks the same wire

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -20,53 +21,6 @@ const (
 	attrUser    = "user_id"
 	attrDropped = "dropped"
 )
-
-// statusOf is the one mapping from domain error codes to HTTP statuses.
-func statusOf(code string) int {
-	switch code {
-	case presence.EINVALID:
-		return http.StatusBadRequest
-	case presence.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case presence.EFORBIDDEN:
-		return http.StatusForbidden
-	case presence.ENOTFOUND:
-		return http.StatusNotFound
-	case presence.ECONFLICT:
-		return http.StatusConflict
-	case presence.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case presence.ERATELIMIT:
-		return http.StatusTooManyRequests
-	case presence.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// codeOf is statusOf's inverse, for the client reading a failure whose body
-// is not ours (a proxy's 502 page, say).
-func codeOf(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusMethodNotAllowed:
-		return presence.EINVALID
-	case http.StatusUnauthorized:
-		return presence.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return presence.EFORBIDDEN
-	case http.StatusNotFound:
-		return presence.ENOTFOUND
-	case http.StatusConflict:
-		return presence.ECONFLICT
-	case http.StatusRequestEntityTooLarge:
-		return presence.ETOOLARGE
-	case http.StatusTooManyRequests:
-		return presence.ERATELIMIT
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return presence.EUNAVAILABLE
-	}
-	return presence.EINTERNAL
-}
 
 // limitedError is a rate-limit refusal that knows when to come back.
 type limitedError struct {
@@ -88,26 +42,19 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(s, 10)
 }
 
-// fail answers a request with err. Domain errors keep their message;
-// anything else is logged here, once, and the caller only reads
-// "internal error".
+// fail answers a request with err in the envelope and status of apierror.
+// Domain errors keep their message; anything else is logged here, once, and
+// the caller only reads "internal error".
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := presence.ErrorCode(err)
-	msg := presence.ErrorMessage(err)
-	status := statusOf(code)
+	status, detail, internal := apierror.From(err)
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away mid-request: nobody reads the answer and
 		// nothing is wrong with the service.
 		s.log.Debug("request cancelled by client", attrMethod, r.Method, attrPath, r.URL.Path)
-		code, msg, status = presence.EUNAVAILABLE, "request cancelled", http.StatusServiceUnavailable
-	case status == http.StatusInternalServerError:
+		status, detail = http.StatusServiceUnavailable, apierror.Detail{Code: presence.EUNAVAILABLE, Message: "request cancelled"}
+	case internal:
 		s.log.Error("request failed", attrMethod, r.Method, attrPath, r.URL.Path, attrErr, err)
-		code, msg = presence.EINTERNAL, "internal error"
-	}
-	var se *statusError
-	if errors.As(err, &se) {
-		status = se.status
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lastseen"`)
@@ -116,7 +63,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &ra) && status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterSeconds(ra.RetryAfter()))
 	}
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+	apierror.Write(w, status, detail)
 }
 
 // writeJSON sends v with status. API answers are private to the token that
@@ -130,8 +77,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		// Only our own wire types get here; they always marshal.
-		body = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-		status = http.StatusInternalServerError
+		apierror.Write(w, http.StatusInternalServerError, apierror.Detail{Code: presence.EINTERNAL, Message: "internal error"})
+		return
 	}
 	body = append(body, '\n')
 	h.Set("Content-Length", strconv.Itoa(len(body)))

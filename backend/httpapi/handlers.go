@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/lastseen/lastseen/backend/presence"
@@ -19,7 +18,6 @@ const (
 	maxSessionsSpan     = 366 * 24 * time.Hour
 	defaultStatsDays    = 7
 	maxStatsDays        = 366
-	maxNameRunes        = 100
 	maxFactLen          = 128
 )
 
@@ -55,7 +53,8 @@ func (s *Server) postHeartbeats(w http.ResponseWriter, r *http.Request, c caller
 		if err != nil {
 			return fmt.Errorf("ingest %d beats of device %d: %w", len(valid), c.DeviceID, err)
 		}
-		res.Accepted, res.Duplicates, res.LastSeq, res.Device = ir.Accepted, ir.Duplicates, ir.LastSeq, ir.Device.View()
+		res.Accepted, res.Duplicates, res.Stale, res.LastSeq, res.Device = ir.Accepted, ir.Duplicates, ir.Stale, ir.LastSeq, ir.Device.View()
+		res.Rejected = append(res.Rejected, ir.Rejected...)
 	} else {
 		ds, err := s.store.DeviceStatus(r.Context(), c.DeviceID)
 		if err != nil {
@@ -96,18 +95,10 @@ func (s *Server) patchMe(w http.ResponseWriter, r *http.Request, c caller) error
 	if err := decodeBody(w, r, maxBodyBytes, &req); err != nil {
 		return err
 	}
-	upd := presence.UserUpdate{TZ: req.TZ, Public: req.Public}
-	if req.Name != nil {
-		name := strings.TrimSpace(*req.Name)
-		if utf8.RuneCountInString(name) > maxNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
-			return presence.Errorf(presence.EINVALID, "name must be at most %d characters, without control characters", maxNameRunes)
-		}
-		upd.Name = &name
-	}
-	if req.TZ != nil {
-		if err := presence.ValidateTZ(*req.TZ); err != nil {
-			return err
-		}
+	// Checked here too, so a bad field is the caller's 400 before any store work.
+	upd, err := presence.UserUpdate{Name: req.Name, TZ: req.TZ, Public: req.Public}.Normalize()
+	if err != nil {
+		return err
 	}
 	u, err := s.store.UpdateUser(r.Context(), c.UserID, upd)
 	if err != nil {
@@ -324,8 +315,8 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, c caller) er
 	if err := decodeBody(w, r, maxBodyBytes, &req); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(req.Name)
-	if err := presence.ValidateDeviceName(name); err != nil {
+	name, err := presence.NormalizeDeviceName(req.Name)
+	if err != nil {
 		return err
 	}
 	d, token, err := s.store.CreateDevice(r.Context(), c.UserID, name)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlite"
 )
@@ -185,9 +186,9 @@ type response struct {
 	body   []byte
 }
 
-func (r response) apiError(t testing.TB) ErrorDetail {
+func (r response) apiError(t testing.TB) apierror.Detail {
 	t.Helper()
-	var b ErrorBody
+	var b apierror.Body
 	if err := json.Unmarshal(r.body, &b); err != nil || b.Error.Code == "" {
 		t.Fatalf("status %d body %q is not an API error (%v)", r.status, r.body, err)
 	}

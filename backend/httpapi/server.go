@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -171,22 +172,13 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.fail(w, r, &statusError{status: http.StatusMethodNotAllowed,
-			err: presence.Errorf(presence.EINVALID, "method %s not allowed here (allowed: %s)", r.Method, strings.Join(allow, ", "))})
+		// 405 carries "invalid": the one answer the code table cannot express.
+		s.fail(w, r, apierror.WithStatus(http.StatusMethodNotAllowed,
+			presence.Errorf(presence.EINVALID, "method %s not allowed here (allowed: %s)", r.Method, strings.Join(allow, ", "))))
 		return
 	}
 	s.fail(w, r, presence.Errorf(presence.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 }
-
-// statusError overrides the status of a domain error, for the one case the
-// code table cannot express (405 carries EINVALID).
-type statusError struct {
-	status int
-	err    *presence.Error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
 
 // Close ends every event stream and waits until they have (for graceful
 // shutdown: http.Server.Shutdown waits for handlers, and a stream would

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/backend/ssestream"
 )
 
 // nextEvent reads events until one of kind arrives, failing after a second.
@@ -192,7 +193,7 @@ func TestEventsReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s3 := &EventStream{body: resp.Body, r: bufio.NewReader(resp.Body)}
+		s3 := &EventStream{body: resp.Body, r: ssestream.NewReader(resp.Body)}
 		again := collect(t, s3)
 		if len(again) != 1 || again[0] != first[len(first)-1] {
 			t.Errorf("replay: %+v, want the last event only", again)
@@ -325,7 +326,7 @@ func TestEventStreamParsing(t *testing.T) {
 		"id: 9\n\n" + // an id alone dispatches nothing but sets the id
 		"event: session\ndata:no-space\n\n" +
 		"data: unterminated"
-	s := &EventStream{body: io.NopCloser(strings.NewReader(raw)), r: bufio.NewReader(strings.NewReader(raw))}
+	s := &EventStream{body: io.NopCloser(strings.NewReader(raw)), r: ssestream.NewReader(strings.NewReader(raw))}
 	want := []SSEEvent{
 		{ID: "7", Event: "presence", Data: `{"a":1}`},
 		{ID: "7", Event: "message", Data: "line one\nline two"},

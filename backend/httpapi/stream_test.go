@@ -17,6 +17,7 @@ import (
 
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlite"
+	"github.com/lastseen/lastseen/backend/ssestream"
 )
 
 // rawStream opens /api/v1/events on a bare TCP connection, as a browser
@@ -106,7 +107,7 @@ func TestEventsOwnTheirConnection(t *testing.T) {
 
 	t.Run("events", func(t *testing.T) {
 		e.beats(dev, beat(1, T0, presence.Active))
-		s := &EventStream{body: resp.Body, r: br}
+		s := &EventStream{body: resp.Body, r: ssestream.NewReader(br)}
 		// A first beat opens a session and changes presence, in either order.
 		got := map[string]SSEEvent{}
 		for len(got) < 2 {
@@ -198,7 +199,7 @@ func TestEventsOverTLS(t *testing.T) {
 			if resp.StatusCode != 200 || (resp.ProtoMajor == 2) != tt.http2 || resp.Close == tt.http2 {
 				t.Fatalf("status %d over %s (close %v)", resp.StatusCode, resp.Proto, resp.Close)
 			}
-			s := &EventStream{body: resp.Body, r: bufio.NewReader(resp.Body)}
+			s := &EventStream{body: resp.Body, r: ssestream.NewReader(resp.Body)}
 			within(t, "an open stream", func() bool { return e.hub.subscribers() == 1 })
 			e.beats(dev, beat(1, T0, presence.Active))
 			if p, err := nextEvent(t, s, "presence").Presence(); err != nil || p.Handle != "ann" {

@@ -5,18 +5,8 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/backend/ssestream"
 )
-
-// ErrorBody is the body of every failed request: {"error": {"code", "message"}}.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is a failure's code (a presence error code) and its message.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 // MeResponse is GET/PATCH /api/v1/me.
 type MeResponse struct {
@@ -138,12 +128,9 @@ type SessionEvent struct {
 	Handle string `json:"handle"`
 }
 
-// SSEEvent is one event read from GET /api/v1/events.
-type SSEEvent struct {
-	ID    string
-	Event string
-	Data  string
-}
+// SSEEvent is one event read from GET /api/v1/events, with decoders for
+// its data.
+type SSEEvent ssestream.Event
 
 // Presence decodes the data of a "presence" event.
 func (e SSEEvent) Presence() (PresenceEvent, error) {

@@ -16,11 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
-// Controls is what the local API needs of the agent. The composition root
-// implements it over the agent loop, its database and the login item.
+// Controls is what the local API needs of the agent; the agent's host
+// implements it over the agent loop, its database and the login item. The
+// handler checks a request's shape; the Controls check its values (a mode's
+// name, a setting's range against the agent's bounds) and answer EINVALID.
 type Controls interface {
 	Status(ctx context.Context) (Status, error)
 	SetMode(ctx context.Context, m ModeRequest) (Status, error)
@@ -78,21 +81,11 @@ type Settings struct {
 }
 
 // SettingsUpdate is PUT /local/v1/settings; nil fields stay as they are.
+// Controls.UpdateSettings checks the ranges.
 type SettingsUpdate struct {
 	IdleAfterS   *int64 `json:"idle_after_s,omitempty"`
 	IntervalS    *int64 `json:"interval_s,omitempty"`
 	StartAtLogin *bool  `json:"start_at_login,omitempty"`
-}
-
-// Validate checks the ranges DESIGN §2 allows.
-func (u SettingsUpdate) Validate() error {
-	if u.IdleAfterS != nil && (*u.IdleAfterS < 60 || *u.IdleAfterS > 3600) {
-		return presence.Errorf(presence.EINVALID, "idle_after_s must be between 60 and 3600 (1 to 60 minutes)")
-	}
-	if u.IntervalS != nil && (*u.IntervalS < 10 || *u.IntervalS > 300) {
-		return presence.Errorf(presence.EINVALID, "interval_s must be between 10 and 300")
-	}
-	return nil
 }
 
 // ServiceRequest is POST /local/v1/service/test and PUT /local/v1/service.
@@ -252,10 +245,6 @@ func (h *Handler) updateSettings(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := u.Validate(); err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	s, err := h.cfg.Controls.UpdateSettings(r.Context(), u)
 	h.reply(w, r, s, err)
 }
@@ -270,8 +259,10 @@ func (h *Handler) testService(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, presence.Errorf(presence.EINVALID, "server_url is required"))
 		return
 	}
+	// Testing a service is reaching it: its unavailability is the
+	// upstream's (502), not the agent's.
 	c, err := h.cfg.Controls.TestService(r.Context(), s)
-	h.reply(w, r, c, err)
+	h.reply(w, r, c, apierror.Upstream(err))
 }
 
 func (h *Handler) setService(w http.ResponseWriter, r *http.Request) {
@@ -281,7 +272,7 @@ func (h *Handler) setService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := h.cfg.Controls.SetService(r.Context(), s)
-	h.reply(w, r, out, err)
+	h.reply(w, r, out, apierror.Upstream(err))
 }
 
 func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
@@ -339,28 +330,15 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, v any, err error
 	}
 }
 
-var statusOf = map[string]int{
-	presence.EINVALID:      http.StatusBadRequest,
-	presence.EUNAUTHORIZED: http.StatusUnauthorized,
-	presence.EFORBIDDEN:    http.StatusForbidden,
-	presence.ENOTFOUND:     http.StatusNotFound,
-	presence.ECONFLICT:     http.StatusConflict,
-	presence.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	presence.ERATELIMIT:    http.StatusTooManyRequests,
-	presence.EUNAVAILABLE:  http.StatusBadGateway,
-}
-
-// fail writes the error envelope; internal errors are logged here, once.
+// fail writes the error envelope with apierror's status (503 when the agent
+// cannot serve, 502 for an unavailable remote service marked with
+// apierror.Upstream); internal errors are logged here, once.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := presence.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
+	status, detail, internal := apierror.From(err)
+	if internal {
 		h.cfg.Logger.Error("local api", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": presence.ErrorMessage(err)}})
+	apierror.Write(w, status, detail)
 }
 
 // decode reads one strict JSON object of at most 64 KiB.

@@ -107,7 +107,12 @@ func TestRequestValidation(t *testing.T) {
 			}
 			return Status{Mode: m.Mode}, nil
 		},
-		update: func(u SettingsUpdate) (Settings, error) { return Settings{IdleAfterS: *u.IdleAfterS}, nil },
+		update: func(u SettingsUpdate) (Settings, error) {
+			if *u.IdleAfterS < 60 {
+				return Settings{}, presence.Errorf(presence.EINVALID, "idle_after_s is too short")
+			}
+			return Settings{IdleAfterS: *u.IdleAfterS}, nil
+		},
 		test: func(ServiceRequest) (ServiceCheck, error) {
 			return ServiceCheck{}, presence.Errorf(presence.EUNAVAILABLE, "cannot reach http://example.invalid")
 		},
@@ -123,7 +128,7 @@ func TestRequestValidation(t *testing.T) {
 		{"malformed JSON", "PUT", "/local/v1/mode", `{"mode":`, 400, presence.EINVALID},
 		{"unknown field", "PUT", "/local/v1/mode", `{"mood":"x"}`, 400, presence.EINVALID},
 		{"wrong type", "PUT", "/local/v1/settings", `{"idle_after_s":"5m"}`, 400, presence.EINVALID},
-		{"idle threshold too short", "PUT", "/local/v1/settings", `{"idle_after_s":10}`, 400, presence.EINVALID},
+		{"a refused value is 400", "PUT", "/local/v1/settings", `{"idle_after_s":10}`, 400, presence.EINVALID},
 		{"idle threshold ok", "PUT", "/local/v1/settings", `{"idle_after_s":600}`, 200, `"idle_after_s":600`},
 		{"empty body", "PUT", "/local/v1/settings", ``, 400, presence.EINVALID},
 		{"two objects", "PUT", "/local/v1/settings", `{} {}`, 400, presence.EINVALID},

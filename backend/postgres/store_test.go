@@ -16,6 +16,7 @@ import (
 	"github.com/lastseen/lastseen/backend/postgres/pgtest"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/storetest"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // cluster is the one PostgreSQL cluster this test binary starts (TestMain);
@@ -211,7 +212,7 @@ func TestSafetyPollAndPruning(t *testing.T) {
 		VALUES (nextval('event_ids'), '{"event": {"kind": "presence", "user_id": 1, "at": "2026-11-25T10:00:00Z"}}')`); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 2*time.Second, "the polled event", func() bool { return len(a.events.Events()) == 1 })
+	testutil.WaitUntil(t, "the polled event", eventWait, func() bool { return len(a.events.Events()) == 1 })
 
 	for i, st := range []presence.State{A, I, A, I, A} {
 		if _, err := a.Ingest(t.Context(), d.ID, []presence.Beat{{Seq: int64(i + 1), At: time.Now(), State: st}}, nil); err != nil {
@@ -260,7 +261,7 @@ func TestRevokeOnOneInstanceHoldsOnAll(t *testing.T) {
 	if presence.ErrorCode(err) != presence.EUNAUTHORIZED {
 		t.Errorf("A ingests into a device revoked on B: %v", err)
 	}
-	waitUntil(t, time.Second, "A drops the device and sees the user offline", func() bool {
+	testutil.WaitUntil(t, "A drops the device and sees the user offline", eventWait, func() bool {
 		all, _ := a.Presence(ctx)
 		return len(all) == 1 && len(all[0].Devices) == 0 && all[0].Status == O && all[0].LastSeen.IsZero()
 	})

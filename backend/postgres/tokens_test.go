@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 func TestTokenCache(t *testing.T) {
@@ -121,7 +122,7 @@ func TestRevocationReachesRememberedTokensOnOtherInstances(t *testing.T) {
 	if _, err := a.Ingest(ctx, d.ID, []presence.Beat{{Seq: 1, At: time.Now(), State: A}}, nil); presence.ErrorCode(err) != presence.EUNAUTHORIZED {
 		t.Errorf("a ingests for a device revoked on b: %v (the database decides, at once)", err)
 	}
-	waitUntil(t, time.Second, "a refuses the token revoked on b", func() bool {
+	testutil.WaitUntil(t, "a refuses the token revoked on b", eventWait, func() bool {
 		_, err := a.Authenticate(ctx, tok)
 		return presence.ErrorCode(err) == presence.EUNAUTHORIZED
 	})
@@ -152,7 +153,7 @@ func TestDeafInstanceAsksTheDatabase(t *testing.T) {
 	if err := adminConn(t, dsn).QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int32(pid)).Scan(&killed); err != nil || !killed {
 		t.Fatalf("terminate a's listener %d: %v, %v", pid, killed, err)
 	}
-	waitUntil(t, 5*time.Second, "a notices its listener is gone", func() bool { return !a.listening.Load() })
+	testutil.WaitUntil(t, "a notices its listener is gone", eventWait, func() bool { return !a.listening.Load() })
 	if err := b.RevokeDevice(ctx, u.ID, d.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestDeafInstanceAsksTheDatabase(t *testing.T) {
 // user's and device's creation may still drop it once or twice).
 func remembered(t *testing.T, s instance, tok string) {
 	t.Helper()
-	waitUntil(t, 5*time.Second, "the token is answered from memory", func() bool {
+	testutil.WaitUntil(t, "the token is answered from memory", eventWait, func() bool {
 		before := s.tokens.hits.Load()
 		if _, err := s.Authenticate(t.Context(), tok); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/storetest"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // adminConn is a plain connection to the test database, outside any store.
@@ -61,7 +62,7 @@ func TestGroupWaitingOnALockReadsWhatTheOtherCommitted(t *testing.T) {
 		done <- result{res, err}
 	}()
 	watch := adminConn(t, dsn)
-	waitUntil(t, 5*time.Second, "a's group waits on the lock", func() bool {
+	testutil.WaitUntil(t, "a's group waits on the lock", eventWait, func() bool {
 		var n int
 		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name = 'lastseend' AND wait_event_type = 'Lock'`).Scan(&n)
@@ -193,7 +194,7 @@ func TestWritersKeepEveryDeviceInOrder(t *testing.T) {
 	for i := range devices {
 		users[i], devs[i] = mustUserDevice(t, a, fmt.Sprintf("u%d", i))
 	}
-	waitUntil(t, 5*time.Second, "B knows every device", func() bool {
+	testutil.WaitUntil(t, "B knows every device", eventWait, func() bool {
 		for _, d := range devs {
 			if _, ok := b.cache.device(d.ID); !ok {
 				return false
@@ -231,7 +232,7 @@ func TestWritersKeepEveryDeviceInOrder(t *testing.T) {
 			t.Errorf("device %d: span ids do not ascend with time: %v", devs[i].ID, spans)
 		}
 	}
-	waitUntil(t, 5*time.Second, "both instances deliver the same events", func() bool {
+	testutil.WaitUntil(t, "both instances deliver the same events", eventWait, func() bool {
 		return fmt.Sprint(eventIDs(a.events.Events())) == fmt.Sprint(eventIDs(b.events.Events()))
 	})
 	evs := a.events.Events()

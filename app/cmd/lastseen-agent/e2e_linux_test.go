@@ -17,7 +17,9 @@ import (
 
 	"github.com/lastseen/lastseen/app/tray/traydbus"
 	"github.com/lastseen/lastseen/backend/agentdb"
+	"github.com/lastseen/lastseen/backend/agenthost"
 	"github.com/lastseen/lastseen/backend/httpapi"
+	"github.com/lastseen/lastseen/backend/localapi"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -304,14 +306,14 @@ func TestAgentEndToEnd(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("agent did not exit after SIGTERM")
 		}
-		if _, err := os.Stat(filepath.Join(dir, "agent", "agent.json")); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(dir, "agent", localapi.DiscoveryFile)); !os.IsNotExist(err) {
 			t.Fatalf("agent.json left behind after exit: %v", err)
 		}
 	})
 
 	// Every beat was acknowledged: nothing is left queued and nothing was
 	// quarantined.
-	db, err := agentdb.Open(filepath.Join(dir, "agent", agentDBFile), agentdb.Options{})
+	db, err := agentdb.Open(filepath.Join(dir, "agent", agenthost.AgentDBFile), agentdb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +325,18 @@ func TestAgentEndToEnd(t *testing.T) {
 	if stats.OutboxDepth != 0 || stats.Quarantined != 0 || stats.Dropped != 0 {
 		t.Fatalf("after a clean exit: outbox %d, quarantined %d, dropped %d; want all zero", stats.OutboxDepth, stats.Quarantined, stats.Dropped)
 	}
+}
+
+// waitFor polls ok until it holds and says how long that took.
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		if ok() {
+			return time.Since(start)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", limit, what)
+	return 0
 }

@@ -11,6 +11,9 @@
 // local history, serves the loopback API the dashboard window reads, and shows
 // the tray icon. It links no webview, so it costs a few MB.
 //
+// This package parses flags and wires: the OS backends (package activity),
+// the login item and the tray around the agent's host (package agenthost).
+//
 //	lastseen-agent [--data-dir DIR] [--server URL --token TOKEN]
 //	               [--idle-after 5m] [--interval 30s] [--headless]
 package main
@@ -26,15 +29,25 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jezek/xgb"
+
+	"github.com/lastseen/lastseen/app/tray"
+	"github.com/lastseen/lastseen/backend/activity"
+	"github.com/lastseen/lastseen/backend/agent"
+	"github.com/lastseen/lastseen/backend/agenthost"
+	"github.com/lastseen/lastseen/backend/autostart"
 )
 
 // version is set by the build (-ldflags -X main.version=…).
 var version = "dev"
+
+// lockFile keeps a second agent off the same data dir.
+const lockFile = "agent.lock"
+
+var errAlreadyRunning = errors.New("already running for this data dir")
 
 // Flags is the agent's command line; every flag has a LASTSEEN_* twin.
 type Flags struct {
@@ -90,14 +103,20 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 	if (f.Server == "") != (f.Token == "") {
 		return f, errors.New("--server and --token go together")
 	}
-	if f.Token != "" && !strings.HasPrefix(f.Token, "ls_dev_") {
-		return f, errors.New("--token must be a device token (ls_dev_…); create one with `lastseend device add HANDLE NAME`")
+	if f.Token != "" {
+		if err := agenthost.CheckDeviceToken(f.Token); err != nil {
+			return f, fmt.Errorf("--token: %w", err)
+		}
 	}
-	if f.IdleAfter != 0 && (f.IdleAfter < 5*time.Second || f.IdleAfter > time.Hour) {
-		return f, fmt.Errorf("--idle-after must be between 5s and 1h, not %s", f.IdleAfter)
+	if f.IdleAfter != 0 {
+		if err := agent.CheckIdleAfter("--idle-after", f.IdleAfter); err != nil {
+			return f, err
+		}
 	}
-	if f.Interval != 0 && (f.Interval < 10*time.Second || f.Interval > 5*time.Minute) {
-		return f, fmt.Errorf("--interval must be between 10s and 5m, not %s", f.Interval)
+	if f.Interval != 0 {
+		if err := agent.CheckInterval("--interval", f.Interval); err != nil {
+			return f, err
+		}
 	}
 	fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "data-dir" {
@@ -147,23 +166,125 @@ func main() {
 	// xgb logs through its own global logger; the agent speaks through slog.
 	xgb.Logger = stdlog.New(io.Discard, "", 0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	m, err := Open(ctx, f, log)
-	if errors.Is(err, errAlreadyRunning) {
+	err = run(ctx, f, log)
+	stop()
+	switch {
+	case errors.Is(err, errAlreadyRunning):
 		fmt.Fprintln(os.Stderr, "lastseen-agent:", err)
-		os.Exit(0)
+	case err != nil:
+		log.Error("agent stopped", "err", err)
+		os.Exit(1)
 	}
+}
+
+// run takes the data dir, wires the OS backends, the login item and (unless
+// headless) the tray to the agent's host, and runs it until ctx ends or the
+// user quits from the tray.
+func run(ctx context.Context, f Flags, log *slog.Logger) error {
+	if err := os.MkdirAll(f.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := acquireLock(filepath.Join(f.DataDir, lockFile))
 	if err != nil {
-		log.Error("cannot start", "err", err)
-		os.Exit(1)
+		return err
 	}
-	runErr := m.Run(ctx)
-	if err := m.Close(); err != nil {
-		log.Error("shutdown", "err", err)
+	defer lock.release()
+
+	idle, idleName := detectIdle(ctx, log)
+	defer idle.Close()
+	events, lockName, closeWatcher := watchSession(ctx, log)
+	defer closeWatcher()
+	var loginArgs []string
+	if f.explicitDataDir {
+		loginArgs = []string{"--data-dir", f.DataDir}
 	}
-	if runErr != nil {
-		log.Error("agent stopped", "err", runErr)
-		os.Exit(1)
+	h, err := agenthost.Open(ctx, agenthost.Config{
+		DataDir: f.DataDir, Server: f.Server, Token: f.Token,
+		IdleAfter: f.IdleAfter, Interval: f.Interval,
+		Idle: idle, IdleName: idleName, Events: events, LockName: lockName,
+		Login: autostart.Item{}, LoginArgs: loginArgs,
+		Version: version, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+	defer func() {
+		if err := h.Close(); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+	}()
+
+	ctx, quit := context.WithCancel(ctx)
+	defer quit()
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Run(ctx)
+		quit() // a host that stopped on its own takes the tray with it
+	}()
+	if !f.Headless {
+		h.OfferLoginItem(ctx)
+		// The tray holds the main goroutine (macOS draws menus only there).
+		if err := tray.RunAgent(ctx, h, tray.AgentOptions{DataDir: f.DataDir, Quit: quit, Logger: log}); err != nil {
+			log.Warn("tray", "err", err)
+		}
+	}
+	return <-done
+}
+
+// detectIdle picks the idle-time backend that works here. With none, the
+// agent runs with a reader that reports why, so the state is never guessed.
+func detectIdle(ctx context.Context, log *slog.Logger) (activity.IdleSource, string) {
+	idle, err := activity.Config{Logger: log}.DetectIdle(ctx)
+	if err != nil {
+		log.Warn("no idle-time source: presence cannot follow activity", "err", err)
+		idle = unavailableIdle{err: err}
+	}
+	return idle, idle.Name()
+}
+
+// watchSession picks the lock and sleep backends that work here and hands
+// their events on in the agent's terms.
+func watchSession(ctx context.Context, log *slog.Logger) (<-chan agent.OSEvent, string, func()) {
+	w, err := activity.Config{Logger: log}.DetectWatcher(ctx)
+	if err != nil {
+		log.Warn("no lock or sleep signals", "err", err)
+		return nil, "none", func() {}
+	}
+	out := make(chan agent.OSEvent, 8)
+	go forwardOSEvents(w.Events(), out)
+	return out, w.Name(), func() {
+		if err := w.Close(); err != nil {
+			log.Debug("close the session watcher", "err", err)
+		}
+	}
+}
+
+// unavailableIdle stands in when no backend works: every read is the error.
+type unavailableIdle struct{ err error }
+
+func (u unavailableIdle) Name() string { return "unavailable" }
+func (u unavailableIdle) Idle(context.Context) (time.Duration, error) {
+	return 0, u.err
+}
+func (u unavailableIdle) Close() error { return nil }
+
+func forwardOSEvents(in <-chan activity.Event, out chan<- agent.OSEvent) {
+	defer close(out)
+	for ev := range in {
+		var k agent.OSEventKind
+		switch ev.Kind {
+		case activity.Locked:
+			k = agent.Locked
+		case activity.Unlocked:
+			k = agent.Unlocked
+		case activity.Sleeping:
+			k = agent.Sleeping
+		case activity.Woke:
+			k = agent.Woke
+		default:
+			ev.Done()
+			continue
+		}
+		out <- agent.OSEvent{Kind: k, At: ev.At, Done: ev.Done}
 	}
 }

@@ -79,26 +79,6 @@ func TestSingleInstance(t *testing.T) {
 	again.release()
 }
 
-func TestLocalHandle(t *testing.T) {
-	h := localHandle()
-	if h == "" || len(h) > 39 || strings.ToLower(h) != h {
-		t.Fatalf("handle %q", h)
-	}
-}
-
-func TestCheckServerURL(t *testing.T) {
-	for _, ok := range []string{"https://p.example.com", "http://127.0.0.1:8080/", "https://host/prefix"} {
-		if _, err := checkServerURL(ok); err != nil {
-			t.Errorf("%q: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "p.example.com", "ftp://x", "https://user:pw@x", "https://x/?q=1", "javascript:alert(1)"} {
-		if _, err := checkServerURL(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 // TestNoGOMAXPROCSUpdates: the agent opts out of the runtime's periodic
 // re-reading of the CPU limit, a wakeup a second it does not need.
 func TestNoGOMAXPROCSUpdates(t *testing.T) {

@@ -20,24 +20,12 @@ import (
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlite"
-)
-
-// binDir holds the lastseend binary the process tests build once.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lastseend-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "lastseend")
 	code := m.Run()
-	os.RemoveAll(dir)
+	testutil.RemoveBuilt()
 	os.Exit(code)
 }
 
@@ -47,21 +35,7 @@ func lastseendBinary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	buildOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("no go command to build the binary: %w", err)
-			return
-		}
-		out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testutil.BuildBinary(t, "./backend/cmd/lastseend")
 }
 
 // proc is a running lastseend serve.
@@ -82,6 +56,7 @@ func startBinary(t *testing.T, db string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testutil.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -201,17 +176,11 @@ func load(ctx context.Context, url string, tokens []string, a *acked) *sync.Wait
 // waitAcks waits until at least n batches were acknowledged.
 func waitAcks(t *testing.T, a *acked, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.WaitUntil(t, fmt.Sprintf("%d batches to be acknowledged", n), 60*time.Second, func() bool {
 		a.mu.Lock()
-		c := a.count
-		a.mu.Unlock()
-		if c >= n {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("fewer than %d batches acknowledged in 20s", n)
+		defer a.mu.Unlock()
+		return a.count >= n
+	})
 }
 
 // checkDurable reopens the database and checks that every acknowledged beat
@@ -295,7 +264,7 @@ func TestGracefulShutdown(t *testing.T) {
 	defer cancel()
 	wg := load(ctx, p.url, tokens, a)
 	waitAcks(t, a, 40)
-	nextEvent(t, stream, "presence", 2*time.Second)
+	nextEvent(t, stream, "presence", eventWait)
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/postgres/pgtest"
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // TestTwoInstancesOnePostgres runs two real lastseend processes on one
@@ -147,20 +148,20 @@ type presenceSeen struct {
 // and returns it.
 func (w *watcher) waitPresence(t *testing.T, deviceID int64, n int, d time.Duration) presenceSeen {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	var got presenceSeen
+	_, err := testutil.Poll(fmt.Sprintf("%s: presence event %d of device %d", w.name, n, deviceID), d, func() error {
 		if evs := w.presenceOf(t, deviceID); len(evs) >= n {
-			return evs[n-1]
+			got = evs[n-1]
+			return nil
 		}
-		if time.Now().After(deadline) {
-			w.mu.Lock()
-			err := w.err
-			w.mu.Unlock()
-			t.Fatalf("%s: presence event %d of device %d not read within %v (stream error: %v); got %+v",
-				w.name, n, deviceID, d, err, w.presenceOf(t, deviceID))
-		}
-		time.Sleep(time.Millisecond)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return fmt.Errorf("stream error: %v", w.err)
+	})
+	if err != nil {
+		t.Fatalf("%v; got %+v", err, w.presenceOf(t, deviceID))
 	}
+	return got
 }
 
 // postOne posts one beat of device tok's to url and checks it was accepted.
@@ -203,7 +204,7 @@ func testFanOutAcrossInstances(t *testing.T, clusterDSN string) {
 		}
 		sent := time.Now()
 		postOne(t, h.via.url, dev, presence.Beat{Seq: int64(i + 1), At: sent, State: st})
-		got := h.farW.waitPresence(t, id, i+1, 2*time.Second)
+		got := h.farW.waitPresence(t, id, i+1, eventWait)
 		lat := got.read.Sub(sent)
 		if got.Status != st {
 			t.Fatalf("%s: change %d read as %s, want %s", h.names, i+1, got.Status, st)
@@ -496,13 +497,8 @@ func testKillOneInstance(t *testing.T, clusterDSN string) {
 		return log.perInstance[0] + log.perInstance[1]
 	}
 	waitFor := func(n int) {
-		deadline := time.Now().Add(15 * time.Second)
-		for count() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("fewer than %d batches acknowledged in 15s", n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		t.Helper()
+		testutil.WaitUntil(t, fmt.Sprintf("%d batches to be acknowledged", n), 60*time.Second, func() bool { return count() >= n })
 	}
 	waitFor(300)
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -593,7 +589,7 @@ func testExpiryAcrossInstances(t *testing.T, clusterDSN string) {
 
 	seq := int64(1)
 	postOne(t, a.url, dev, presence.Beat{Seq: seq, At: time.Now(), State: presence.Active})
-	wb.waitPresence(t, id, 1, time.Second)
+	wb.waitPresence(t, id, 1, eventWait)
 
 	// Beats to A only, four a second, for over two pulse windows past
 	// B's memory; meanwhile B's and A's presence are read all the time.
@@ -662,8 +658,8 @@ func testExpiryAcrossInstances(t *testing.T, clusterDSN string) {
 	}
 
 	// Silence: the expiry comes once the window has passed, within a tick.
-	ea := wa.waitPresence(t, id, 2, interval+grace+3*time.Second)
-	eb := wb.waitPresence(t, id, 2, time.Second)
+	ea := wa.waitPresence(t, id, 2, interval+grace+eventWait)
+	eb := wb.waitPresence(t, id, 2, eventWait)
 	t.Logf("offline read on A %v and on B %v after the last beat", ea.read.Sub(lastAt).Round(time.Millisecond), eb.read.Sub(lastAt).Round(time.Millisecond))
 	for _, e := range []presenceSeen{ea, eb} {
 		if e.Status != presence.Offline || e.UserStatus != presence.Offline {
@@ -677,11 +673,16 @@ func testExpiryAcrossInstances(t *testing.T, clusterDSN string) {
 	if ea.id != eb.id {
 		t.Errorf("A and B read the expiry under ids %s and %s: two announcements", ea.id, eb.id)
 	}
-	// Give both instances several more ticks to announce it again wrongly.
-	time.Sleep(time.Until(silentFrom.Add(2*(interval+grace) + 500*time.Millisecond)))
-	for _, w := range []*watcher{wa, wb} {
-		if evs := w.presenceOf(t, id); len(evs) != 2 {
-			t.Errorf("%s's stream: %d presence events %+v, want active then one offline", w.name, len(evs), evs)
+	// A presence read makes an instance settle, before it answers, the
+	// expiry check its ticks make: after one read on each, an instance that
+	// would announce the expiry again has written that announcement.
+	for _, p := range []*proc{a, b} {
+		pr, err := httpapi.NewClient(p.url, userTok, nil).Presence(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pr.Users) != 1 || pr.Users[0].Status != presence.Offline {
+			t.Errorf("presence on %s after the expiry: %+v", p.url, pr)
 		}
 	}
 	conn, err := pgx.Connect(context.Background(), db)
@@ -699,13 +700,15 @@ func testExpiryAcrossInstances(t *testing.T, clusterDSN string) {
 	if n != 1 {
 		t.Errorf("%d offline events for the device in the events table, want exactly 1", n)
 	}
-	for _, p := range []*proc{a, b} {
-		pr, err := httpapi.NewClient(p.url, userTok, nil).Presence(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(pr.Users) != 1 || pr.Users[0].Status != presence.Offline {
-			t.Errorf("presence on %s after the expiry: %+v", p.url, pr)
+	// A marker: the device beats once more, through B. Events reach a
+	// stream in the order they were written, so a second announcement of
+	// the expiry would sit between the offline and this one.
+	seq++
+	postOne(t, b.url, dev, presence.Beat{Seq: seq, At: time.Now(), State: presence.Active})
+	for _, w := range []*watcher{wa, wb} {
+		w.waitPresence(t, id, 3, eventWait)
+		if evs := w.presenceOf(t, id); len(evs) < 3 || evs[1].Status != presence.Offline || evs[2].Status != presence.Active {
+			t.Errorf("%s's stream: presence events %+v, want active, one offline, then active again", w.name, evs)
 		}
 	}
 }

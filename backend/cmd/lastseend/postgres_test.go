@@ -59,7 +59,7 @@ func TestPostgres(t *testing.T) {
 	if err != nil || res.Accepted != 2 {
 		t.Fatalf("ingest = %+v, %v", res, err)
 	}
-	if pe, err := nextEvent(t, stream, "presence", 2*time.Second).Presence(); err != nil || pe.Status != presence.Active {
+	if pe, err := nextEvent(t, stream, "presence", eventWait).Presence(); err != nil || pe.Status != presence.Active {
 		t.Fatalf("event = %+v, %v", pe, err)
 	}
 	stream.Close()

@@ -23,7 +23,12 @@ import type {
   UserPresence,
 } from './types';
 
-/** A failed request: the HTTP status (0 when the service could not be reached) and the API's error code. */
+/**
+ * A failed request: the HTTP status (0 when the service could not be reached) and the API's error code.
+ * Both 503 and 502 carry the code 'unavailable': 503 is the server that answered failing (lastseend,
+ * or the agent not running), 502 the agent saying the remote service behind it is down, while its
+ * own local history still answers (docs/LOCALAPI.md).
+ */
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;

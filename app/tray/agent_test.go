@@ -1,0 +1,35 @@
+package tray
+
+import (
+	"testing"
+	"time"
+
+	"github.com/lastseen/lastseen/backend/agent"
+	"github.com/lastseen/lastseen/backend/presence"
+)
+
+func TestStatusOf(t *testing.T) {
+	until := time.Date(2026, 11, 25, 14, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		st      agent.Status
+		service string
+		login   bool
+		want    Status
+	}{
+		{"local, active", agent.Status{Mode: agent.Automatic, State: presence.Active, TodayActive: time.Hour}, "local", true,
+			Status{Mode: agent.Automatic, State: "active", TodayActive: time.Hour, Service: "local", StartAtLogin: true}},
+		{"paused on a remote service", agent.Status{Mode: agent.Pause, Until: until, State: presence.Idle}, "https://ls.example.com", false,
+			Status{Mode: agent.Pause, ModeUntil: until, State: "idle", Service: "https://ls.example.com"}},
+		{"a sending problem is the error shown", agent.Status{SyncError: "revoked", IdleError: "no X"}, "local", false,
+			Status{Service: "local", Error: "revoked"}},
+		{"else the idle reader's", agent.Status{IdleError: "no X"}, "local", false,
+			Status{Service: "local", Error: "no X"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StatusOf(tc.st, tc.service, tc.login); got != tc.want {
+				t.Fatalf("StatusOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

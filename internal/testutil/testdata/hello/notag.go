@@ -1,0 +1,5 @@
+//go:build !testutil_tag
+
+package main
+
+const tagged = ""
