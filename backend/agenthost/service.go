@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/presence"
 )
@@ -188,15 +188,11 @@ func remoteProxy(u *url.URL, token string) http.Handler {
 		},
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeEnvelope(w, http.StatusBadGateway, presence.EUNAVAILABLE, fmt.Sprintf("cannot reach %s: %v", u.Host, rootCause(err)))
+			apierror.Write(w, http.StatusBadGateway, apierror.Detail{
+				Code: presence.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach %s: %v", u.Host, rootCause(err)),
+			})
 		},
 	}
-}
-
-func writeEnvelope(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
 func rootCause(err error) error {
