@@ -86,7 +86,7 @@ func TestClientHappyPaths(t *testing.T) {
 	})
 
 	t.Run("sessions", func(t *testing.T) {
-		want := Session{DeviceID: nd.ID, State: presence.Active, Start: T0.Add(-time.Minute), End: T0, DurationS: 60, Open: true}
+		want := Session{DeviceID: nd.ID, State: presence.Active, Why: presence.ByInput, Start: T0.Add(-time.Minute), End: T0, DurationS: 60, Open: true}
 		for _, q := range []SessionsQuery{{}, {DeviceID: nd.ID}, {State: "all"}, {State: "active,idle"}, {From: T0.Add(-time.Hour), To: T0.Add(time.Hour)}} {
 			s, err := c.Sessions(ctx, q)
 			if err != nil {

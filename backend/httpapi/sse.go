@@ -339,6 +339,7 @@ func appendEvent(buf []byte, ev presence.Event, handle string) []byte {
 			DeviceID:   p.DeviceID,
 			DeviceName: p.DeviceName,
 			Status:     p.Status,
+			Why:        p.Why,
 			UserStatus: p.UserStatus,
 			LastSeen:   timePtr(p.LastSeen),
 			At:         ev.At.UTC(),

@@ -47,6 +47,7 @@ type Session struct {
 	ID        int64          `json:"id"`
 	DeviceID  int64          `json:"device_id"`
 	State     presence.State `json:"state"`
+	Why       presence.Why   `json:"why,omitempty"` // active only: input, call or media
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end"`
 	DurationS int64          `json:"duration_s"` // whole seconds of End − Start
@@ -116,6 +117,7 @@ type PresenceEvent struct {
 	DeviceID   int64          `json:"device_id"`
 	DeviceName string         `json:"device_name"`
 	Status     presence.State `json:"status"`
+	Why        presence.Why   `json:"why,omitempty"` // what makes the device present, when active
 	UserStatus presence.State `json:"user_status"`
 	LastSeen   *time.Time     `json:"last_seen"`
 	At         time.Time      `json:"at"`
@@ -160,6 +162,7 @@ func sessionOf(sp presence.Span, open bool) Session {
 		ID:        sp.ID,
 		DeviceID:  sp.DeviceID,
 		State:     sp.State,
+		Why:       sp.Why.Of(sp.State),
 		Start:     sp.Start.UTC(),
 		End:       sp.End.UTC(),
 		DurationS: int64(sp.Duration() / time.Second),

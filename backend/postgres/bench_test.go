@@ -138,6 +138,7 @@ func BenchmarkWriterVsCopy(b *testing.B) {
 			c.id = append(c.id, id)
 			c.device = append(c.device, dev)
 			c.state = append(c.state, string(presence.Active))
+			c.why = append(c.why, string(presence.ByInput))
 			c.start = append(c.start, base)
 			c.end = append(c.end, base.Add(time.Duration(k)*time.Second))
 			c.closed = append(c.closed, false)
@@ -150,13 +151,13 @@ func BenchmarkWriterVsCopy(b *testing.B) {
 		}
 	}
 	statement := func(tx pgx.Tx, c spanCols) error {
-		_, err := tx.Exec(ctx, upsertSpansSQL, c.id, c.device, c.state, c.start, c.end, c.closed)
+		_, err := tx.Exec(ctx, upsertSpansSQL, c.id, c.device, c.state, c.why, c.start, c.end, c.closed)
 		return err
 	}
 	copyRows := func(tx pgx.Tx, table string, c spanCols) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, []string{"id", "device_id", "state", "start_at", "end_at", "closed"},
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, []string{"id", "device_id", "state", "why", "start_at", "end_at", "closed"},
 			pgx.CopyFromSlice(len(c.id), func(i int) ([]any, error) {
-				return []any{c.id[i], c.device[i], c.state[i], c.start[i], c.end[i], c.closed[i]}, nil
+				return []any{c.id[i], c.device[i], c.state[i], c.why[i], c.start[i], c.end[i], c.closed[i]}, nil
 			}))
 		return err
 	}

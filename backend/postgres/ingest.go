@@ -304,7 +304,7 @@ const lockSQL = `SELECT 1 FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE
 // Sent after lockSQL, it runs on a snapshot taken once every lock is held,
 // so it sees whatever a writer that held one of them committed.
 const readSQL = `SELECT ` + deviceCols + `, u.handle,
-		s.id, s.state, s.start_at, s.end_at, s.closed
+		s.id, s.state, s.why, s.start_at, s.end_at, s.closed
 	FROM devices d
 	JOIN users u ON u.id = d.user_id
 	LEFT JOIN spans s ON s.id = d.tail_span_id
@@ -324,19 +324,19 @@ func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64, spans int) (m
 			w := &devWork{}
 			var (
 				spanID             *int64
-				spanState          *string
+				spanState, spanWhy *string
 				spanStart, spanEnd nullTime
 				spanClosed         *bool
 			)
 			var err error
-			w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanStart, &spanEnd, &spanClosed)
+			w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanWhy, &spanStart, &spanEnd, &spanClosed)
 			if err != nil {
 				return err
 			}
 			w.before = w.row.pres
 			if spanID != nil && !*spanClosed {
 				w.tailOp = &spanOp{span: presence.Span{
-					ID: *spanID, DeviceID: w.row.dev.ID, State: presence.State(*spanState),
+					ID: *spanID, DeviceID: w.row.dev.ID, State: presence.State(*spanState), Why: presence.Why(*spanWhy),
 					Start: time.Time(spanStart), End: time.Time(spanEnd),
 				}}
 				t := w.tailOp.span
@@ -440,7 +440,7 @@ func allocateSpanIDs(ctx context.Context, conn *pgx.Conn, n int) ([]int64, error
 func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) (*committedEvents, error) {
 	b := &pgx.Batch{}
 	if sp := spanColumns(ops); len(sp.id) > 0 {
-		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.start, sp.end, sp.closed)
+		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.why, sp.start, sp.end, sp.closed)
 	}
 	var (
 		dID, dSeq                 []int64
@@ -505,14 +505,14 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 
 // upsertSpansSQL writes many spans in one statement: new spans are inserted
 // with their pre-allocated ids, changed ones update their end and closed flag.
-const upsertSpansSQL = `INSERT INTO spans (id, device_id, state, start_at, end_at, closed)
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::boolean[])
+const upsertSpansSQL = `INSERT INTO spans (id, device_id, state, why, start_at, end_at, closed)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::boolean[])
 	ON CONFLICT (id) DO UPDATE SET end_at = excluded.end_at, closed = excluded.closed`
 
 // spanCols is spans in column form, as upsertSpansSQL and COPY take them.
 type spanCols struct {
 	id, device []int64
-	state      []string
+	state, why []string
 	start, end []time.Time
 	closed     []bool
 }
@@ -527,6 +527,7 @@ func spanColumns(ops []*spanOp) spanCols {
 		c.id = append(c.id, sp.ID)
 		c.device = append(c.device, sp.DeviceID)
 		c.state = append(c.state, string(sp.State))
+		c.why = append(c.why, string(sp.Why))
 		c.start = append(c.start, sp.Start)
 		c.end = append(c.end, sp.End)
 		c.closed = append(c.closed, sp.Closed)
@@ -553,7 +554,7 @@ func (s *Store) presenceEvent(w *devWork, st presence.State, now time.Time, peer
 			Kind: presence.EventPresence, UserID: w.row.dev.UserID, At: at,
 			Presence: &presence.PresenceChange{
 				Handle: w.handle, DeviceID: w.row.dev.ID, DeviceName: w.row.dev.Name,
-				Status: st, UserStatus: us, LastSeen: seen,
+				Status: st, Why: w.row.pres.Why.Of(st), UserStatus: us, LastSeen: seen,
 			},
 		},
 		Device: snapOf(&e),

@@ -13,6 +13,14 @@ type Beat struct {
 	At    time.Time `json:"at"`
 	State State     `json:"state"`
 	IdleS int64     `json:"idle_s"`
+	// Since, when set, is the moment the beat's state really began, if
+	// earlier than At: the last input for idle, the lock for away, the
+	// sleep or quit for offline, the first input after waking for active.
+	// Spans take their edges from it (see Merge). Zero means At.
+	Since time.Time `json:"since,omitzero"`
+	// Why, for an active beat, says what makes the user present: input, a
+	// call or media. Empty means input. Ignored on other states.
+	Why Why `json:"why,omitempty"`
 }
 
 // Batch limits of the v1 API (DESIGN §3).
@@ -73,6 +81,10 @@ func (b Beat) CheckForm() error {
 		return Errorf(EINVALID, "at is required")
 	case b.IdleS < 0:
 		return Errorf(EINVALID, "idle_s must not be negative")
+	case b.Since.After(b.At):
+		return Errorf(EINVALID, "since must not be after at")
+	case !b.Why.Valid():
+		return Errorf(EINVALID, "unknown why %q (want input, call or media)", string(b.Why))
 	}
 	return nil
 }
@@ -108,6 +120,9 @@ func PrepareBatch(sentAt time.Time, beats []Beat, receivedAt time.Time, l Limits
 	for _, b := range beats {
 		if !b.At.IsZero() {
 			b.At = b.At.Add(shift).UTC()
+		}
+		if !b.Since.IsZero() {
+			b.Since = b.Since.Add(shift).UTC()
 		}
 		if err := b.Validate(receivedAt, l); err != nil {
 			rejected = append(rejected, Rejection{Seq: b.Seq, Error: ErrorMessage(err)})

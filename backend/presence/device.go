@@ -15,6 +15,12 @@ type DevicePresence struct {
 	LastActive time.Time `json:"-"`
 	// LastSeq is the device's high-water mark: beats at or below it are duplicates.
 	LastSeq int64 `json:"-"`
+	// Since is when State began, as the fold saw it (the edge its beat
+	// carried); zero when unknown (a store restarted: StatusSince then
+	// falls back to the last beat).
+	Since time.Time `json:"-"`
+	// Why is what made the device present at its last beat (active only).
+	Why Why `json:"-"`
 }
 
 // Status is the device's state at now: its last beat's state, or Offline once
@@ -57,6 +63,7 @@ func (d DevicePresence) Apply(beats []Beat) DevicePresence {
 		if !b.At.Before(d.LastBeat) {
 			d.LastBeat = b.At
 			d.State = b.State
+			d.Why = b.Why.Of(b.State)
 		}
 		if b.State == Active && b.At.After(d.LastActive) {
 			d.LastActive = b.At

@@ -88,6 +88,9 @@ func Fold(st DeviceState, beats []Beat, window time.Duration, newID func() int64
 			continue
 		}
 		b.At = b.At.UTC().Truncate(Precision)
+		if !b.Since.IsZero() {
+			b.Since = b.Since.UTC().Truncate(Precision)
+		}
 		if b.Seq <= pres.LastSeq {
 			f.Duplicates++
 			continue
@@ -98,7 +101,11 @@ func Fold(st DeviceState, beats []Beat, window time.Duration, newID func() int64
 			f.Stale++
 			continue
 		}
-		o := Merge(f.Device.Tail, b, window)
+		tail := f.Device.Tail
+		if tail == nil && !b.Since.IsZero() && b.Since.Before(pres.LastBeat) {
+			b.Since = pres.LastBeat // an edge never goes back past what was recorded
+		}
+		o := Merge(tail, b, window)
 		if o.Stale { // unreachable while tail.End ≤ LastBeat; kept as Merge's own guard
 			f.Stale++
 			continue
@@ -116,7 +123,23 @@ func Fold(st DeviceState, beats []Beat, window time.Duration, newID func() int64
 			}
 		}
 		f.Device.Tail = o.Tail
+		prev := *pres
 		*pres = pres.Apply([]Beat{b})
+		// An active span cut back to its last input takes "last seen" with it.
+		if c := o.Closed; c != nil && c.State == Active && b.State != Active && pres.LastActive.After(c.End) {
+			pres.LastActive = c.End
+		}
+		switch {
+		case o.Started:
+			pres.Since = o.Tail.Start
+		case b.State == Offline && prev.State != Offline:
+			pres.Since = b.At
+			if c := o.Closed; c != nil {
+				pres.Since = c.End // offline from the edge the span ended at
+			}
+		case prev.State != b.State || pres.Since.IsZero():
+			pres.Since = b.At
+		}
 	}
 	return f
 }
@@ -148,8 +171,11 @@ func (f Folded) SessionEvents(userID int64, now time.Time, window time.Duration)
 // its last beat, or — when it is offline only because it fell silent — the
 // moment its TTL says it went (OfflineSince), not when somebody noticed.
 func (d DevicePresence) StatusSince(st State, p Pulse) time.Time {
-	if st == Offline && d.State != Offline {
+	switch {
+	case st == Offline && d.State != Offline:
 		return d.OfflineSince(p)
+	case st == d.State && !d.Since.IsZero():
+		return d.Since
 	}
 	return d.LastBeat
 }

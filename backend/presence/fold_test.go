@@ -123,7 +123,11 @@ func TestFold(t *testing.T) {
 func describeChanges(cs []SpanChange) string {
 	var parts []string
 	for _, c := range cs {
-		s := fmt.Sprintf("%s[%d,%d]", c.Span.State, int(c.Span.Start.Sub(t0)/time.Second), int(c.Span.End.Sub(t0)/time.Second))
+		why := ""
+		if w := c.Span.Why; w != "" && w != ByInput {
+			why = "(" + string(w) + ")"
+		}
+		s := fmt.Sprintf("%s%s[%d,%d]", c.Span.State, why, int(c.Span.Start.Sub(t0)/time.Second), int(c.Span.End.Sub(t0)/time.Second))
 		for _, f := range []struct {
 			on   bool
 			name string
@@ -215,5 +219,130 @@ func TestNormalizeNames(t *testing.T) {
 		if err != nil && ErrorCode(err) != EINVALID {
 			t.Errorf("normalize(%q): code %q, want invalid", tc.in, ErrorCode(err))
 		}
+	}
+}
+
+// Edges: a span ends, and the next begins, when the state really changed —
+// the moment the beat's Since carries — within the bounds that keep every
+// span and every total true.
+func TestFoldEdges(t *testing.T) {
+	A, I, W, O := Active, Idle, Away, Offline
+	w := DefaultPulse.Window() // 60 s
+	since := func(bt Beat, sec int) Beat { bt.Since = at(sec); return bt }
+	tests := []struct {
+		name  string
+		beats []Beat
+		spans string // every span, oldest first
+		seen  int    // last seen, seconds after t0
+		since int    // the device's state began, seconds after t0
+	}{
+		{
+			name: "idle begins at the last input, not at the threshold",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), b(3, 60, A), b(4, 90, A),
+				since(b(5, 100, I), 8)},
+			spans: "active[0,8] idle[8,100]", seen: 8, since: 8,
+		},
+		{
+			name:  "an edge never goes before the tail's start",
+			beats: []Beat{b(1, 0, A), b(2, 20, A), since(b(3, 30, I), -50)},
+			spans: "active[0,0] idle[0,30]", seen: 0, since: 0,
+		},
+		{
+			name:  "no Since: the edge is the beat",
+			beats: []Beat{b(1, 0, A), b(2, 40, I)},
+			spans: "active[0,40] idle[40,40]", seen: 0, since: 40,
+		},
+		{
+			name: "a lock after minutes without input: active to the last input, idle, away from the lock",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), b(3, 60, A), b(4, 90, A), b(5, 120, A),
+				since(b(6, 150, I), 70), since(b(7, 150, W), 150)},
+			spans: "active[0,70] idle[70,150] away[150,150]", seen: 70, since: 150,
+		},
+		{
+			name:  "sleep: offline from the moment of sleep",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), since(b(3, 40, O), 35)},
+			spans: "active[0,35]", seen: 30, since: 35,
+		},
+		{
+			name:  "a silent suspend ends the span when the machine was last known awake",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), since(b(3, 3600, O), 42)},
+			spans: "active[0,42]", seen: 30, since: 42,
+		},
+		{
+			name:  "a suspend found late never stretches a span past its window",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), since(b(3, 3600, O), 3000)},
+			spans: "active[0,90]", seen: 30, since: 90,
+		},
+		{
+			name:  "waking: the new span starts at the first input, not the next tick",
+			beats: []Beat{b(1, 0, A), b(2, 10, O), since(b(3, 1000, A), 990)},
+			spans: "active[0,10] active[990,1000]", seen: 1000, since: 990,
+		},
+		{
+			name:  "after a gap a span starts at most a window before its first beat",
+			beats: []Beat{b(1, 0, A), since(b(2, 1000, I), 100)},
+			spans: "active[0,0] idle[940,1000]", seen: 0, since: 940,
+		},
+		{
+			name:  "after offline an edge never goes back past the offline beat",
+			beats: []Beat{b(1, 0, A), b(2, 10, O), since(b(3, 30, A), 5)},
+			spans: "active[0,10] active[10,30]", seen: 30, since: 10,
+		},
+		{
+			name: "a call after typing: the active span splits at the last input, and says why",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), b(3, 60, A),
+				{Seq: 4, At: at(90), Since: at(40), State: A, Why: ByCall}, {Seq: 5, At: at(120), State: A, Why: ByCall}},
+			spans: "active[0,40] active(call)[40,120]", seen: 120, since: 40,
+		},
+		{
+			name:  "a re-sent edge beat counts once",
+			beats: []Beat{b(1, 0, A), b(2, 30, A), since(b(3, 40, I), 12), since(b(3, 40, I), 12), since(b(2, 30, I), 1)},
+			spans: "active[0,12] idle[12,40]", seen: 12, since: 12,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Every beat its own batch, as an agent sending at once would;
+			// the spans are collected as the stores would persist them.
+			ids := spanIDs()
+			st := DeviceState{}
+			var spans []SpanChange
+			for _, bt := range tc.beats {
+				f := Fold(st, []Beat{bt}, w, ids)
+				st = f.Device
+				for _, c := range f.Spans {
+					merged := false
+					for i := range spans {
+						if spans[i].Span.ID == c.Span.ID {
+							spans[i].Span = c.Span
+							merged = true
+						}
+					}
+					if !merged {
+						spans = append(spans, c)
+					}
+				}
+			}
+			for i := range spans {
+				spans[i].New, spans[i].Started, spans[i].Ended = false, false, false
+			}
+			if got := describeChanges(spans); got != tc.spans {
+				t.Errorf("spans %q\n        want %q", got, tc.spans)
+			}
+			p := st.Presence
+			if got := int(p.LastActive.Sub(t0) / time.Second); got != tc.seen {
+				t.Errorf("last seen %d, want %d", got, tc.seen)
+			}
+			if got := int(p.Since.Sub(t0) / time.Second); got != tc.since {
+				t.Errorf("state since %d, want %d", got, tc.since)
+			}
+		})
+	}
+}
+
+func TestSinceAfterAtIsMalformed(t *testing.T) {
+	bt := Beat{Seq: 1, At: at(10), Since: at(11), State: Idle}
+	if err := bt.CheckForm(); err == nil || !strings.Contains(err.Error(), "since") {
+		t.Errorf("since after at: %v, want a form error naming since", err)
 	}
 }

@@ -34,12 +34,15 @@ func (p Pulse) Validate() error {
 // see OpenAt. Expiry never rewrites End, so a device that went silent is
 // never stretched to "now".
 type Span struct {
-	ID       int64     `json:"id"`
-	DeviceID int64     `json:"device_id"`
-	State    State     `json:"state"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	Closed   bool      `json:"-"`
+	ID       int64 `json:"id"`
+	DeviceID int64 `json:"device_id"`
+	State    State `json:"state"`
+	// Why is what made an active span present (input, call, media); empty
+	// for other states.
+	Why    Why       `json:"why,omitempty"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Closed bool      `json:"-"`
 }
 
 // Duration is End − Start.
@@ -75,11 +78,21 @@ func (o Outcome) Changed() bool { return !o.Stale && (o.Closed != nil || o.Tail 
 //
 //   - a beat before the tail's end is stale and changes nothing (a re-sent
 //     beat whose seq slipped past the duplicate check still cannot count twice);
-//   - an offline beat closes the tail at the beat's own time;
+//   - a beat of another state (or another Why: a call after typing), or an
+//     offline beat, ends the tail at the edge
+//     — the moment the new state began (b.Since), never before the tail's
+//     start nor after the beat — and starts the next span there: an active
+//     span ends at the last input, not when the idle threshold was crossed;
 //   - a beat more than window after the tail's end closes the tail at its last
-//     beat and starts a new span;
-//   - a beat of another state closes the tail at the beat and starts a new span;
+//     beat and starts a new span at its edge (the first input after waking),
+//     never before the tail's end nor more than a window before the beat;
+//     an offline beat after such a gap (a suspend the agent found late)
+//     closes the tail at its edge instead — the last moment the machine was
+//     known awake — but at most a window past the tail's last beat;
 //   - a beat of the same state extends the tail to the beat.
+//
+// With no tail the new span starts at the edge, at most a window before the
+// beat (Fold also keeps it after the device's last beat).
 func Merge(tail *Span, b Beat, window time.Duration) Outcome {
 	if tail != nil && tail.Closed {
 		tail = nil // a closed span is history; it is never reopened
@@ -87,33 +100,60 @@ func Merge(tail *Span, b Beat, window time.Duration) Outcome {
 	if tail != nil && b.At.Before(tail.End) {
 		return Outcome{Tail: cp(tail), Stale: true}
 	}
-	start := func() *Span {
+	start := func(from time.Time) *Span {
 		if b.State == Offline {
 			return nil
 		}
-		return &Span{DeviceID: deviceOf(tail), State: b.State, Start: b.At, End: b.At}
+		return &Span{DeviceID: deviceOf(tail), State: b.State, Why: b.Why.Of(b.State), Start: from, End: b.At}
 	}
 	if tail == nil {
-		n := start()
+		n := start(b.edge(b.At.Add(-window)))
 		return Outcome{Tail: n, Started: n != nil}
 	}
 	switch {
 	case b.At.Sub(tail.End) > window:
 		closed := cp(tail)
 		closed.Closed = true
-		n := start()
+		if b.State == Offline {
+			closed.End = earlier(b.edge(tail.End), tail.End.Add(window))
+		}
+		n := start(b.edge(later(tail.End, b.At.Add(-window))))
 		return Outcome{Closed: closed, Tail: n, Started: n != nil}
-	case b.State != tail.State:
+	case b.State != tail.State || b.Why.Of(b.State) != tail.Why.Of(tail.State):
+		edge := b.edge(tail.Start)
 		closed := cp(tail)
-		closed.End = b.At
+		closed.End = edge
 		closed.Closed = true
-		n := start()
+		n := start(edge)
 		return Outcome{Closed: closed, Tail: n, Started: n != nil}
 	default:
 		ext := cp(tail)
 		ext.End = b.At
 		return Outcome{Tail: ext}
 	}
+}
+
+// edge is when b's state began: b.Since, kept between lo and b.At.
+func (b Beat) edge(lo time.Time) time.Time {
+	e := b.At
+	if !b.Since.IsZero() && b.Since.Before(e) {
+		e = b.Since
+	}
+	return later(e, lo)
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func cp(s *Span) *Span {

@@ -63,3 +63,29 @@ func (s State) String() string { return string(s) }
 
 // GoString keeps %#v readable in test failures.
 func (s State) GoString() string { return fmt.Sprintf("presence.State(%q)", string(s)) }
+
+// Why says what makes an active device count as present. An empty Why is
+// what agents that predate it send: present by input.
+type Why string
+
+// The reasons a device is active.
+const (
+	ByInput Why = "input" // keyboard or pointer within the idle threshold
+	ByCall  Why = "call"  // the microphone is in use (a call, a meeting)
+	ByMedia Why = "media" // an application holds an idle inhibitor (a video)
+)
+
+// Valid reports whether w is empty or one of the reasons.
+func (w Why) Valid() bool { return w == "" || w == ByInput || w == ByCall || w == ByMedia }
+
+// Of is the reason as a span keeps it: only active spans have one, and an
+// active beat without one was present by input.
+func (w Why) Of(s State) Why {
+	switch {
+	case s != Active:
+		return ""
+	case w == "":
+		return ByInput
+	}
+	return w
+}

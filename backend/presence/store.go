@@ -121,9 +121,10 @@ type PresenceChange struct {
 	Handle     string    `json:"handle"`
 	DeviceID   int64     `json:"device_id"`
 	DeviceName string    `json:"device_name"`
-	Status     State     `json:"status"`      // the device's new status
-	UserStatus State     `json:"user_status"` // the user's status over all devices
-	LastSeen   time.Time `json:"last_seen"`   // the user's last active beat
+	Status     State     `json:"status"`        // the device's new status
+	Why        Why       `json:"why,omitempty"` // what makes it present, when active
+	UserStatus State     `json:"user_status"`   // the user's status over all devices
+	LastSeen   time.Time `json:"last_seen"`     // the user's last active beat
 }
 
 // Notifier receives committed events. Stores call it from their writer or

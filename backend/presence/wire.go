@@ -27,16 +27,18 @@ type BatchResult struct {
 
 // DeviceView is a device as the API shows it.
 type DeviceView struct {
-	ID       int64      `json:"id"`
-	Name     string     `json:"name"`
-	OS       string     `json:"os"`
-	Status   State      `json:"status"`
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	OS     string `json:"os"`
+	Status State  `json:"status"`
+	// Why is what makes an active device present: input, call or media.
+	Why      Why        `json:"why,omitempty"`
 	LastSeen *time.Time `json:"last_seen"` // null until its first active beat
 }
 
 // View renders a device status for the API.
 func (d DeviceStatus) View() DeviceView {
-	v := DeviceView{ID: d.ID, Name: d.Name, OS: d.OS, Status: d.Status}
+	v := DeviceView{ID: d.ID, Name: d.Name, OS: d.OS, Status: d.Status, Why: d.Presence.Why.Of(d.Status)}
 	if t := d.Presence.LastActive; !t.IsZero() {
 		t = t.UTC()
 		v.LastSeen = &t

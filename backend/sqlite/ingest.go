@@ -139,8 +139,8 @@ func prepareWrites(db *sql.DB) (writeStmts, error) {
 		{&w.updateDevice, `UPDATE devices
 			SET last_seq = ?, state = ?, last_beat_ns = ?, last_active_ns = ?, tail_span_id = ?
 			WHERE id = ? AND last_seq = ?`},
-		{&w.insertSpan, `INSERT INTO spans (id, device_id, user_id, state, start_ns, end_ns, closed)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insertSpan, `INSERT INTO spans (id, device_id, user_id, state, why, start_ns, end_ns, closed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.updateSpan, `UPDATE spans SET end_ns = ?, closed = ? WHERE id = ?`},
 	} {
 		if *p.dst, err = db.Prepare(p.query); err != nil {
@@ -335,7 +335,7 @@ func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c presenc
 	sp := c.Span
 	var err error
 	if c.New {
-		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), ns(sp.Start), ns(sp.End), sp.Closed)
+		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), string(sp.Why), ns(sp.Start), ns(sp.End), sp.Closed)
 	} else {
 		_, err = g.stmt(ctx, g.s.stmts.updateSpan).ExecContext(ctx, ns(sp.End), sp.Closed, sp.ID)
 	}

@@ -39,7 +39,7 @@ type userEntry struct {
 
 const deviceColumns = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.created_ns, d.revoked_ns IS NOT NULL,
 	d.last_seq, d.state, d.last_beat_ns, d.last_active_ns,
-	t.id, t.state, t.start_ns, t.end_ns`
+	t.id, t.state, t.why, t.start_ns, t.end_ns`
 
 const deviceFrom = ` FROM devices d LEFT JOIN spans t ON t.id = d.tail_span_id`
 
@@ -48,12 +48,12 @@ func scanDevice(sc interface{ Scan(...any) error }) (*devEntry, error) {
 		e                          devEntry
 		created, lastBeat, lastAct int64
 		tailID, tailStart, tailEnd sql.NullInt64
-		tailState                  sql.NullString
+		tailState, tailWhy         sql.NullString
 		state                      string
 	)
 	if err := sc.Scan(&e.dev.ID, &e.dev.UserID, &e.dev.Name, &e.dev.OS, &e.dev.Platform, &e.dev.Hostname, &created, &e.dev.Revoked,
 		&e.pres.LastSeq, &state, &lastBeat, &lastAct,
-		&tailID, &tailState, &tailStart, &tailEnd); err != nil {
+		&tailID, &tailState, &tailWhy, &tailStart, &tailEnd); err != nil {
 		return nil, err
 	}
 	e.dev.CreatedAt = fromNS(created)
@@ -62,9 +62,10 @@ func scanDevice(sc interface{ Scan(...any) error }) (*devEntry, error) {
 	e.pres.LastBeat, e.pres.LastActive = fromNS(lastBeat), fromNS(lastAct)
 	if tailID.Valid {
 		e.tail = &presence.Span{
-			ID: tailID.Int64, DeviceID: e.dev.ID, State: presence.State(tailState.String),
+			ID: tailID.Int64, DeviceID: e.dev.ID, State: presence.State(tailState.String), Why: presence.Why(tailWhy.String),
 			Start: fromNS(tailStart.Int64), End: fromNS(tailEnd.Int64),
 		}
+		e.pres.Why, e.pres.Since = e.tail.Why.Of(e.tail.State), e.tail.Start
 	}
 	return &e, nil
 }
@@ -196,6 +197,7 @@ func (s *Store) presenceEvent(d *devEntry, status presence.State, now, at time.T
 			DeviceID:   d.dev.ID,
 			DeviceName: d.dev.Name,
 			Status:     status,
+			Why:        d.pres.Why.Of(status),
 			UserStatus: presence.UserStatus(now, s.opts.Pulse, pres),
 			LastSeen:   presence.LastSeen(pres),
 		},

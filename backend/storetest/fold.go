@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -13,7 +14,8 @@ import (
 // foldBatches is a reproducible stream of awkward batches for one device:
 // runs of one state, transitions, offline beats, gaps past the pulse window,
 // batches re-sent whole or in part, beats whose time slipped behind the
-// device's latest, shuffled seq order and sub-microsecond times.
+// device's latest, edges (Since) before the beat, shuffled seq order and
+// sub-microsecond times.
 func foldBatches(seed uint64, n int) [][]presence.Beat {
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	states := []presence.State{presence.Active, presence.Active, presence.Idle, presence.Away, presence.Offline}
@@ -31,10 +33,17 @@ func foldBatches(seed uint64, n int) [][]presence.Beat {
 			default:
 				at += time.Duration(1+r.IntN(40)) * time.Second
 			}
-			b = append(b, presence.Beat{
+			beat := presence.Beat{
 				Seq: seq, State: states[r.IntN(len(states))],
 				At: T0.Add(at + time.Duration(r.IntN(1000))*time.Nanosecond),
-			})
+			}
+			if r.IntN(3) == 0 { // the state began earlier: an edge
+				beat.Since = beat.At.Add(-time.Duration(r.IntN(90)) * time.Second)
+			}
+			if beat.State == presence.Active && r.IntN(3) == 0 { // present by a call or media
+				beat.Why = []presence.Why{presence.ByInput, presence.ByCall, presence.ByMedia}[r.IntN(3)]
+			}
+			b = append(b, beat)
 		}
 		if len(out) > 0 && r.IntN(4) == 0 { // re-send part of the last batch
 			last := out[len(out)-1]
@@ -87,17 +96,15 @@ func testMatchesFold(t *testing.T, opener Opener) {
 		for _, sp := range spans {
 			wantSpans = append(wantSpans, sp)
 		}
-		slices.SortFunc(wantSpans, func(a, b presence.Span) int { return a.Start.Compare(b.Start) })
-		got := e.deviceSpans(u, d)
-		if len(got) != len(wantSpans) {
-			t.Fatalf("seed %d: store spans:%s\nfold spans:%s", seed, describe(got), describe(wantSpans))
-		}
-		for i := range got {
-			g, w := got[i], wantSpans[i]
-			if g.State != w.State || !g.Start.Equal(w.Start) || !g.End.Equal(w.End) {
-				t.Fatalf("seed %d span %d: store %s [%v, %v], fold %s [%v, %v]", seed, i, g.State, g.Start, g.End, w.State, w.Start, w.End)
+		// Stores list spans by start, then id; ids rise in the order spans
+		// start, here as in every store.
+		slices.SortFunc(wantSpans, func(a, b presence.Span) int {
+			if c := a.Start.Compare(b.Start); c != 0 {
+				return c
 			}
-		}
+			return cmp.Compare(a.ID, b.ID)
+		})
+		checkFoldSpans(t, seed, e.deviceSpans(u, d), wantSpans)
 		st := e.status(d)
 		if !st.Presence.LastBeat.Equal(ref.Presence.LastBeat) || !st.LastSeen().Equal(ref.Presence.LastActive) || st.Presence.State != ref.Presence.State {
 			t.Errorf("seed %d: store presence %+v, fold %+v", seed, st.Presence, ref.Presence)
@@ -117,6 +124,22 @@ func testMatchesFold(t *testing.T, opener Opener) {
 		if !slices.Equal(gotEv, want) {
 			t.Errorf("seed %d: store session events\n\t%v\nfold\n\t%v", seed, gotEv, want)
 		}
+		// What was written is what is read after a restart, reasons included.
+		e.reopen()
+		checkFoldSpans(t, seed, e.deviceSpans(u, d), wantSpans)
+	}
+}
+
+func checkFoldSpans(t *testing.T, seed uint64, got, want []presence.Span) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("seed %d: store spans:%s\nfold spans:%s", seed, describe(got), describe(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.State != w.State || g.Why != w.Why || !g.Start.Equal(w.Start) || !g.End.Equal(w.End) {
+			t.Fatalf("seed %d span %d: store %s(%s) [%v, %v], fold %s(%s) [%v, %v]", seed, i, g.State, g.Why, g.Start, g.End, w.State, w.Why, w.Start, w.End)
+		}
 	}
 }
 
@@ -124,5 +147,5 @@ func testMatchesFold(t *testing.T, opener Opener) {
 // the open flag depend on when it is read).
 func sessionKey(ev presence.Event) string {
 	s := ev.Session
-	return fmt.Sprintf("%s[%s,%s]@%s", s.State, s.Start.Sub(T0), s.End.Sub(T0), ev.At.Sub(T0))
+	return fmt.Sprintf("%s(%s)[%s,%s]@%s", s.State, s.Why, s.Start.Sub(T0), s.End.Sub(T0), ev.At.Sub(T0))
 }

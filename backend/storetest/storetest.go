@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // Open opens a store over one subtest's database. Every call within a
@@ -268,19 +269,12 @@ func sec(n int) time.Duration { return time.Duration(n) * time.Second }
 // expiry at once).
 func waitFor(t *testing.T, what string, poke func(), cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(eventWait)
-	for {
+	testutil.WaitUntil(t, what, eventWait, func() bool {
 		if poke != nil {
 			poke()
 		}
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", eventWait, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return cond()
+	})
 }
 
 // wantCode fails unless err carries the domain code.

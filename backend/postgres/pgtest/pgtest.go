@@ -63,12 +63,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // Environment variables the harness reads.
 const (
 	// EnvRequire, set to 1, turns a missing PostgreSQL into a test failure.
-	EnvRequire = "LASTSEEN_REQUIRE_POSTGRES"
+	EnvRequire = testutil.RequirePostgres
 	// EnvBin names the directory holding initdb and postgres.
 	EnvBin = "LASTSEEN_PG_BIN"
 	// EnvUser names the system user the cluster runs as when tests run as root.
@@ -83,8 +85,8 @@ var ErrNotInstalled = errors.New("PostgreSQL server binaries (initdb, postgres) 
 // EnvRequire is set or when it is installed but broken.
 func Unavailable(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, ErrNotInstalled) && os.Getenv(EnvRequire) != "1" {
-		t.Skipf("skipping: %v (set %s=1 to make this a failure)", err, EnvRequire)
+	if errors.Is(err, ErrNotInstalled) {
+		testutil.Missing(t, EnvRequire, "%v", err)
 	}
 	t.Fatalf("PostgreSQL test cluster: %v", err)
 }
