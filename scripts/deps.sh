@@ -2,13 +2,13 @@
 # Installs what building and testing Lastseen needs on Debian/Ubuntu, and
 # nothing that is already there. Idempotent; safe to run on every `make`.
 #   scripts/deps.sh build   GTK/WebKit dev libraries, Node and npm packages
-#   scripts/deps.sh test    the above, plus Xvfb, D-Bus, xdotool, Chromium, PostgreSQL, ImageMagick
+#   scripts/deps.sh test    the above, plus Xvfb, D-Bus, xdotool, sway, wtype, Chromium, PostgreSQL, ImageMagick
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(build-essential pkg-config libgtk-3-dev libwebkit2gtk-4.1-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(xvfb xauth xdotool dbus dbus-x11 chromium postgresql imagemagick procps)
+  want+=(xvfb xauth xdotool sway wtype dbus dbus-x11 chromium postgresql imagemagick procps)
 fi
 command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 

@@ -8,7 +8,11 @@
 //
 //	Linux/BSD  idle:  "x11-screensaver" (X11 sessions only, never on Wayland;
 //	                  waits for input with a SYNC alarm, see InputWaiter),
-//	                  "mutter-idlemonitor" (GNOME), "freedesktop-screensaver" (KDE and others)
+//	                  "mutter-idlemonitor" (GNOME), "freedesktop-screensaver" (KDE and others),
+//	                  then, in Wayland sessions only, the compositor's own protocols:
+//	                  "wayland ext-idle-notify-v1", "wayland org_kde_kwin_idle" (sway,
+//	                  Hyprland, river, labwc…; they wait for input, see InputWaiter;
+//	                  the idle time is known to within a second, see waylandIdle)
 //	           watch: "logind" (session LockedHint, Lock/Unlock, PrepareForSleep),
 //	                  "freedesktop-screensaver"/"gnome-screensaver" (ActiveChanged), "clock-gap"
 //	macOS      idle:  "cgeventsource" (cgo builds only)
@@ -58,8 +62,9 @@ type IdleSource interface {
 // InputWaiter is what an IdleSource may also do: block until the user's
 // next input, so that an idle machine need not be polled. Test for it with
 // a type assertion. The X11 source implements it when the X server has the
-// SYNC extension's IDLETIME counter (every X.Org server does); the D-Bus,
-// Windows and macOS sources do not, and are polled.
+// SYNC extension's IDLETIME counter (every X.Org server does), and so do the
+// Wayland sources; the D-Bus, Windows and macOS sources do not, and are
+// polled.
 type InputWaiter interface {
 	// WaitInput returns nil once the user gives keyboard or pointer input
 	// after the call began (input at most a second before it counts too,

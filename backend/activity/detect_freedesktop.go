@@ -8,7 +8,9 @@ import "context"
 // session (it is the server's own, and cheap), and is never offered in a
 // Wayland one. Mutter's monitor answers on GNOME under both; the
 // ScreenSaver interface covers KDE and others (GNOME refuses
-// GetSessionIdleTime, so the probe moves on).
+// GetSessionIdleTime, so the probe moves on). In a Wayland session the
+// compositor's own idle protocols follow: ext-idle-notify-v1 (wlroots
+// compositors, KWin 6), then org_kde_kwin_idle (older wlroots and KWin).
 func idleCandidates(c Config) []candidate[IdleSource] {
 	var cs []candidate[IdleSource]
 	if x11Session(c.Getenv) {
@@ -23,7 +25,7 @@ func idleCandidates(c Config) []candidate[IdleSource] {
 			return x.source(), nil
 		}})
 	}
-	return append(cs,
+	cs = append(cs,
 		candidate[IdleSource]{MutterName, func(ctx context.Context) (IdleSource, error) {
 			return openBusIdle(ctx, c.Getenv, mutterIdle, "GetIdletime")
 		}},
@@ -31,6 +33,14 @@ func idleCandidates(c Config) []candidate[IdleSource] {
 			return openBusIdle(ctx, c.Getenv, freedesktopSaver, "GetSessionIdleTime")
 		}},
 	)
+	if waylandSession(c.Getenv) {
+		for _, proto := range []wlIdleProtocol{extIdleNotify, kdeIdle} {
+			cs = append(cs, candidate[IdleSource]{proto.name, func(ctx context.Context) (IdleSource, error) {
+				return openWaylandIdle(ctx, c, proto)
+			}})
+		}
+	}
+	return cs
 }
 
 // watcherCandidates: logind for sleep, wake and the session's lock hint;
