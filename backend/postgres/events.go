@@ -42,19 +42,20 @@ type deviceSnap struct {
 	LastActive time.Time      `json:"last_active"`
 	LastSeq    int64          `json:"last_seq"`
 	Expired    time.Time      `json:"expired"`
+	Why        presence.Why   `json:"why,omitempty"`
 }
 
 func snapOf(e *devEntry) *deviceSnap {
 	return &deviceSnap{
 		ID: e.dev.ID, UserID: e.dev.UserID, State: e.pres.State, LastBeat: e.pres.LastBeat,
-		LastActive: e.pres.LastActive, LastSeq: e.pres.LastSeq, Expired: e.expired,
+		LastActive: e.pres.LastActive, LastSeq: e.pres.LastSeq, Expired: e.expired, Why: e.pres.Why,
 	}
 }
 
 func (d *deviceSnap) presence() presence.DevicePresence {
 	return presence.DevicePresence{
 		DeviceID: d.ID, UserID: d.UserID, State: d.State, LastBeat: d.LastBeat.UTC(),
-		LastActive: d.LastActive.UTC(), LastSeq: d.LastSeq,
+		LastActive: d.LastActive.UTC(), LastSeq: d.LastSeq, Why: d.Why,
 	}
 }
 

@@ -241,7 +241,8 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 			continue
 		}
 		before, after := w.before.Status(now, p), w.row.pres.Status(now, p)
-		if before != after {
+		// A change of why alone ("in a call" after typing) is news too.
+		if before != after || (after == presence.Active && w.before.Why.Of(before) != w.row.pres.Why.Of(after)) {
 			evs = append(evs, s.presenceEvent(w, after, now, peers[w.row.dev.UserID]))
 		}
 		// Late beats of a device already silent past its TTL (an outbox
@@ -445,6 +446,7 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 	var (
 		dID, dSeq                 []int64
 		dState, dOS, dPlat, dHost []string
+		dWhy                      []string
 		dBeat, dActive            []*time.Time
 		dTail                     []*int64
 		dExpired                  []*time.Time
@@ -457,6 +459,7 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 		pr := w.row.pres
 		dID = append(dID, id)
 		dState = append(dState, string(pr.State))
+		dWhy = append(dWhy, string(pr.Why))
 		dBeat = append(dBeat, dbTime(pr.LastBeat))
 		dActive = append(dActive, dbTime(pr.LastActive))
 		dSeq = append(dSeq, pr.LastSeq)
@@ -475,11 +478,11 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 		b.Queue(`UPDATE devices d SET
 				state = u.state, last_beat = u.last_beat, last_active = u.last_active, last_seq = u.last_seq,
 				tail_span_id = u.tail, os = u.os, platform = u.platform, hostname = u.hostname,
-				expired_beat = u.expired, updated_at = now()
+				expired_beat = u.expired, why = u.why, updated_at = now()
 			FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[],
-				$7::text[], $8::text[], $9::text[], $10::timestamptz[])
-				AS u(id, state, last_beat, last_active, last_seq, tail, os, platform, hostname, expired)
-			WHERE d.id = u.id`, dID, dState, dBeat, dActive, dSeq, dTail, dOS, dPlat, dHost, dExpired)
+				$7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
+				AS u(id, state, last_beat, last_active, last_seq, tail, os, platform, hostname, expired, why)
+			WHERE d.id = u.id`, dID, dState, dBeat, dActive, dSeq, dTail, dOS, dPlat, dHost, dExpired, dWhy)
 	}
 	var committed *committedEvents
 	if len(evs) > 0 {

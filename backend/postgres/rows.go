@@ -21,7 +21,7 @@ import (
 const (
 	userCols   = `u.id, u.handle, u.name, u.tz, u.public, u.created_at`
 	deviceCols = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.created_at,
-		d.revoked_at IS NOT NULL, d.state, d.last_beat, d.last_active, d.last_seq, d.expired_beat`
+		d.revoked_at IS NOT NULL, d.state, d.last_beat, d.last_active, d.last_seq, d.expired_beat, d.why`
 )
 
 func scanUser(row pgx.Row) (presence.User, error) {
@@ -41,7 +41,7 @@ type deviceRow struct {
 func (r *deviceRow) dest() []any {
 	return []any{&r.dev.ID, &r.dev.UserID, &r.dev.Name, &r.dev.OS, &r.dev.Platform, &r.dev.Hostname, &r.dev.CreatedAt,
 		&r.revoked, &r.pres.State, (*nullTime)(&r.pres.LastBeat), (*nullTime)(&r.pres.LastActive), &r.pres.LastSeq,
-		(*nullTime)(&r.expired)}
+		(*nullTime)(&r.expired), &r.pres.Why}
 }
 
 func (r *deviceRow) fix() {

@@ -392,11 +392,12 @@ func (s *Store) install(g *group, reqs []ingestReq, out []ingestRes, ceil int64)
 	for _, id := range g.order {
 		d := s.devices[id]
 		status := d.pres.Status(g.now, p)
-		if status == d.announced {
+		why := d.pres.Why.Of(status)
+		if status == d.announced && why == d.announcedWhy {
 			continue
 		}
 		online = online || d.announced == presence.Offline
-		d.announced = status
+		d.announced, d.announcedWhy = status, why
 		events = append(events, s.presenceEvent(d, status, g.now, d.pres.StatusSince(status, p)))
 	}
 	for i := range out {

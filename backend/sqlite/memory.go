@@ -21,6 +21,9 @@ type devEntry struct {
 	// announced is the status the last presence event told; the expiry
 	// loop compares it with the status now to notice a silent device.
 	announced presence.State
+	// announcedWhy is the why that event told, for an active status: a call
+	// starting while the device is already active is news too.
+	announcedWhy presence.Why
 }
 
 func (d *devEntry) state() presence.DeviceState {
@@ -154,6 +157,7 @@ func (s *Store) refresh(ctx context.Context, q querier) error {
 			continue
 		}
 		d.announced = d.pres.Status(now, s.opts.Pulse)
+		d.announcedWhy = d.pres.Why.Of(d.announced)
 		s.devices[d.dev.ID] = d
 	}
 	for _, d := range s.devices {

@@ -246,3 +246,51 @@ func testEvents(t *testing.T, opener Opener) {
 		checkIDs(e.events.Events())
 	})
 }
+
+// A call starting while the device is already active changes no status,
+// but it is news: every store announces the new why at once, with the edge.
+func testWhyEvents(t *testing.T, opener Opener) {
+	A := presence.Active
+	e := newEnv(t, opener)
+	u := e.user("why")
+	d := e.device(u, "desk")
+	e.clock.Set(T0.Add(sec(31)))
+	e.ingest(d, beat(1, 0, A), beat(2, sec(30), A))
+	mark := len(e.events.Events())
+	call := beat(3, sec(31), A)
+	call.Why, call.Since = presence.ByCall, T0.Add(sec(20))
+	e.ingest(d, call)
+	var got *presence.Event
+	waitFor(t, "a presence event saying in a call", nil, func() bool {
+		for _, ev := range e.events.Events()[mark:] {
+			if p := ev.Presence; ev.Kind == presence.EventPresence && p != nil && p.DeviceID == d.ID && p.Why == presence.ByCall {
+				got = &ev
+				return true
+			}
+		}
+		return false
+	})
+	if got.Presence.Status != A || !got.At.Equal(T0.Add(sec(20))) {
+		t.Errorf("presence event %+v at %v, want active since +20s", *got.Presence, got.At)
+	}
+	if st := e.status(d); st.View().Why != presence.ByCall {
+		t.Errorf("device view why = %q, want call", st.View().Why)
+	}
+	// Another call beat is no news.
+	mark = len(e.events.Events())
+	e.ingest(d, presence.Beat{Seq: 4, At: T0.Add(sec(32)), State: A, Why: presence.ByCall})
+	e.ingest(d, presence.Beat{Seq: 5, At: T0.Add(sec(33)), State: presence.Idle}) // a marker: its events come after any of the call beat's
+	waitFor(t, "the marker's presence event", nil, func() bool {
+		for _, ev := range e.events.Events()[mark:] {
+			if p := ev.Presence; p != nil && p.Status == presence.Idle {
+				return true
+			}
+		}
+		return false
+	})
+	for _, ev := range e.events.Events()[mark:] {
+		if p := ev.Presence; p != nil && p.Status == A {
+			t.Errorf("a second call beat announced %+v", *p)
+		}
+	}
+}
