@@ -25,6 +25,9 @@ type Agent interface {
 	StartAtLogin() bool
 	SetMode(ctx context.Context, mode agent.Mode, until time.Time) error
 	SetStartAtLogin(ctx context.Context, on bool) error
+	// SetCountCallsAndMedia turns "count calls and videos as present" on
+	// or off; the agent's status reports the setting back.
+	SetCountCallsAndMedia(ctx context.Context, on bool) error
 }
 
 // AgentOptions configure RunAgent.
@@ -85,6 +88,11 @@ func RunAgent(ctx context.Context, a Agent, o AgentOptions) error {
 					log.Error("start at login", "err", err)
 				}
 			},
+			SetCountCallsAndMedia: func(on bool) {
+				if err := a.SetCountCallsAndMedia(ctx, on); err != nil {
+					log.Error("count calls and videos", "err", err)
+				}
+			},
 			Quit: o.Quit,
 		},
 	})
@@ -99,8 +107,9 @@ func StatusOf(st agent.Status, service string, startAtLogin bool) Status {
 		errText = st.IdleError
 	}
 	return Status{
-		Mode: st.Mode, ModeUntil: st.Until, State: string(st.State),
+		Mode: st.Mode, ModeUntil: st.Until, State: string(st.State), Why: string(st.Why),
 		TodayActive: st.TodayActive, Service: service, Error: errText, StartAtLogin: startAtLogin,
+		CountCallsAndMedia: st.CountCallsAndMedia,
 	}
 }
 

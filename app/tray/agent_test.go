@@ -25,6 +25,8 @@ func TestStatusOf(t *testing.T) {
 			Status{Service: "local", Error: "revoked"}},
 		{"else the idle reader's", agent.Status{IdleError: "no X"}, "local", false,
 			Status{Service: "local", Error: "no X"}},
+		{"in a call, calls counted", agent.Status{State: presence.Active, Why: presence.ByCall, CountCallsAndMedia: true}, "local", false,
+			Status{State: "active", Why: "call", Service: "local", CountCallsAndMedia: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := StatusOf(tc.st, tc.service, tc.login); got != tc.want {

@@ -20,6 +20,9 @@ type Status struct {
 	// State is what the OS says: active, idle, away or offline; "" while the
 	// agent is still starting.
 	State string
+	// Why is what keeps an active user present: "input", "call" or "media"
+	// ("" reads as input).
+	Why string
 	// TodayActive is this device's active time since local midnight.
 	TodayActive time.Duration
 	// Service is "local" (or "") in local mode, else the server's URL.
@@ -29,6 +32,8 @@ type Status struct {
 	Error string
 	// StartAtLogin mirrors the login item.
 	StartAtLogin bool
+	// CountCallsAndMedia mirrors "count calls and videos as present".
+	CountCallsAndMedia bool
 }
 
 // Item IDs: stable names for the menu entries. The menu's shape never
@@ -48,6 +53,7 @@ const (
 	IDPauseTomorrow = "pause.tomorrow"
 	IDResume        = "pause.resume"
 	IDStartAtLogin  = "login"
+	IDCountCalls    = "calls"
 	IDQuit          = "quit"
 )
 
@@ -96,6 +102,7 @@ func BuildMenu(s Status, now time.Time) Menu {
 				{ID: IDResume, Label: "Resume", Hidden: !paused},
 			}},
 			sep,
+			{ID: IDCountCalls, Label: "Count calls and videos as present", Checkable: true, Checked: s.CountCallsAndMedia},
 			{ID: IDStartAtLogin, Label: "Start at login", Checkable: true, Checked: s.StartAtLogin},
 			sep,
 			{ID: IDQuit, Label: "Quit"},
@@ -138,8 +145,8 @@ func Glyph(s Status) icons.Glyph {
 }
 
 // Tooltip is the one line that sums up s: "Active · 3 h 12 min today",
-// "Paused until 14:30", "Invisible — not sharing presence", "Offline —
-// this device's token was revoked".
+// "Active · in a call · 45 min today", "Paused until 14:30", "Invisible —
+// not sharing presence", "Offline — this device's token was revoked".
 func Tooltip(s Status, now time.Time) string {
 	if s.Error != "" {
 		return "Offline — " + s.Error
@@ -160,9 +167,27 @@ func Tooltip(s Status, now time.Time) string {
 	}
 	switch s.State {
 	case "active", "idle", "away", "offline":
-		return strings.ToUpper(s.State[:1]) + s.State[1:] + " · " + today
+		state := strings.ToUpper(s.State[:1]) + s.State[1:]
+		if r := reason(s); r != "" {
+			state += " · " + r
+		}
+		return state + " · " + today
 	}
 	return "Starting…"
+}
+
+// reason says what keeps an active user present when it is not input.
+func reason(s Status) string {
+	if s.State != "active" {
+		return ""
+	}
+	switch s.Why {
+	case "call":
+		return "in a call"
+	case "media":
+		return "playing a video"
+	}
+	return ""
 }
 
 // ServiceLine says where presence goes.
@@ -223,6 +248,9 @@ type Actions struct {
 	// zero otherwise. "Resume" is SetMode(agent.Automatic, zero).
 	SetMode         func(mode agent.Mode, until time.Time)
 	SetStartAtLogin func(on bool)
+	// SetCountCallsAndMedia turns "count calls and videos as present" on
+	// or off.
+	SetCountCallsAndMedia func(on bool)
 	// Quit asks the agent to stop; the tray ends its Run right after.
 	Quit func()
 }
@@ -266,6 +294,11 @@ func (a Actions) dispatch(id string, s Status, now time.Time) (quit bool) {
 		if a.SetStartAtLogin != nil {
 			a.SetStartAtLogin(!s.StartAtLogin)
 		}
+	case IDCountCalls:
+		// Like the login item: the check follows the core's report.
+		if a.SetCountCallsAndMedia != nil {
+			a.SetCountCallsAndMedia(!s.CountCallsAndMedia)
+		}
 	case IDQuit:
 		if a.Quit != nil {
 			a.Quit()
@@ -286,6 +319,8 @@ func (a Actions) disableMissing(items []Item) []Item {
 			it.Disabled = it.Disabled || a.SetMode == nil
 		case IDStartAtLogin:
 			it.Disabled = it.Disabled || a.SetStartAtLogin == nil
+		case IDCountCalls:
+			it.Disabled = it.Disabled || a.SetCountCallsAndMedia == nil
 		}
 		if len(it.Children) > 0 {
 			it.Children = a.disableMissing(it.Children)

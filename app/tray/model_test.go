@@ -6,16 +6,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata"
 
 	"github.com/lastseen/lastseen/app/tray/icons"
 	"github.com/lastseen/lastseen/backend/agent"
 )
 
+// paris is a zone with daylight saving time. time/tzdata is embedded in the
+// test binary, so these cases run on a machine without a zone database.
 func paris(t *testing.T) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
-		t.Skipf("no tz database: %v", err)
+		t.Fatal(err)
 	}
 	return loc
 }
@@ -43,6 +46,10 @@ func TestTooltip(t *testing.T) {
 		{"invisible", Status{Mode: agent.Invisible, State: "active"}, "Invisible — not sharing presence"},
 		{"appear online", Status{Mode: agent.Online, State: "idle", TodayActive: time.Hour}, "Appearing online · 1 h today"},
 		{"appear away", Status{Mode: agent.Away, State: "active"}, "Appearing away · 0 min today"},
+		{"active in a call", Status{State: "active", Why: "call", TodayActive: 45 * time.Minute}, "Active · in a call · 45 min today"},
+		{"active with a video", Status{State: "active", Why: "media"}, "Active · playing a video · 0 min today"},
+		{"active by input says nothing more", Status{State: "active", Why: "input"}, "Active · 0 min today"},
+		{"a why only counts when active", Status{State: "away", Why: "call"}, "Away · 0 min today"},
 		{"revoked wins over everything", Status{Mode: agent.Invisible, State: "active", Error: "this device's token was revoked"}, "Offline — this device's token was revoked"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +168,7 @@ Pause
   Until tomorrow
   Resume (hidden)
 ---
+[ ] Count calls and videos as present
 [ ] Start at login
 ---
 Quit
@@ -181,7 +189,29 @@ Pause
   Until tomorrow
   Resume
 ---
+[ ] Count calls and videos as present
 [x] Start at login
+---
+Quit
+`},
+		{"in a call, calls counted", Status{State: "active", Why: "call", CountCallsAndMedia: true, TodayActive: time.Hour}, `
+Active · in a call · 1 h today (off)
+Local mode — this computer only (off)
+---
+Open dashboard
+---
+[x] Automatic
+[ ] Appear online
+[ ] Appear away
+[ ] Invisible
+Pause
+  30 minutes
+  1 hour
+  Until tomorrow
+  Resume (hidden)
+---
+[x] Count calls and videos as present
+[ ] Start at login
 ---
 Quit
 `},
@@ -201,6 +231,7 @@ Pause
   Until tomorrow
   Resume (hidden)
 ---
+[ ] Count calls and videos as present
 [ ] Start at login
 ---
 Quit
@@ -251,10 +282,11 @@ type call struct {
 
 func recorder(calls *[]call) Actions {
 	return Actions{
-		OpenDashboard:   func() { *calls = append(*calls, call{name: "open"}) },
-		SetMode:         func(m agent.Mode, u time.Time) { *calls = append(*calls, call{name: "mode", mode: m, until: u}) },
-		SetStartAtLogin: func(on bool) { *calls = append(*calls, call{name: "login", on: on}) },
-		Quit:            func() { *calls = append(*calls, call{name: "quit"}) },
+		OpenDashboard:         func() { *calls = append(*calls, call{name: "open"}) },
+		SetMode:               func(m agent.Mode, u time.Time) { *calls = append(*calls, call{name: "mode", mode: m, until: u}) },
+		SetStartAtLogin:       func(on bool) { *calls = append(*calls, call{name: "login", on: on}) },
+		SetCountCallsAndMedia: func(on bool) { *calls = append(*calls, call{name: "calls", on: on}) },
+		Quit:                  func() { *calls = append(*calls, call{name: "quit"}) },
 	}
 }
 
@@ -279,6 +311,8 @@ func TestDispatch(t *testing.T) {
 		{IDResume, Status{Mode: agent.Pause}, call{name: "mode", mode: agent.Automatic}, false},
 		{IDStartAtLogin, Status{StartAtLogin: false}, call{name: "login", on: true}, false},
 		{IDStartAtLogin, Status{StartAtLogin: true}, call{name: "login", on: false}, false},
+		{IDCountCalls, Status{CountCallsAndMedia: false}, call{name: "calls", on: true}, false},
+		{IDCountCalls, Status{CountCallsAndMedia: true}, call{name: "calls", on: false}, false},
 		{IDQuit, Status{}, call{name: "quit"}, true},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
@@ -305,7 +339,7 @@ func TestDispatch(t *testing.T) {
 		}
 	})
 	t.Run("nil actions are safe, quit still ends the tray", func(t *testing.T) {
-		for _, id := range []string{IDOpen, IDModeInvisible, IDPause30m, IDStartAtLogin} {
+		for _, id := range []string{IDOpen, IDModeInvisible, IDPause30m, IDStartAtLogin, IDCountCalls} {
 			if (Actions{}).dispatch(id, Status{}, now) {
 				t.Errorf("%s quits", id)
 			}
@@ -330,7 +364,7 @@ func TestDisableMissing(t *testing.T) {
 		}
 	}
 	walk(items)
-	want := []string{IDStatus, IDService, IDOpen, IDStartAtLogin}
+	want := []string{IDStatus, IDService, IDOpen, IDCountCalls, IDStartAtLogin}
 	if !slices.Equal(off, want) {
 		t.Errorf("disabled = %v, want %v", off, want)
 	}

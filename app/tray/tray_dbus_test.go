@@ -78,8 +78,9 @@ func trayChild() int {
 					say("mode %s %s", mode, until.Format(time.RFC3339))
 				}
 			},
-			SetStartAtLogin: func(on bool) { say("login %v", on) },
-			Quit:            func() { say("quit") },
+			SetStartAtLogin:       func(on bool) { say("login %v", on) },
+			SetCountCallsAndMedia: func(on bool) { say("calls %v", on) },
+			Quit:                  func() { say("quit") },
 		},
 	})
 	if err != nil {
@@ -320,6 +321,7 @@ Pause
   Until tomorrow
   Resume (hidden)
 ---
+[ ] Count calls and videos as present
 [ ] Start at login
 ---
 Quit
@@ -375,12 +377,27 @@ Quit
 		t.Fatal(err)
 	}
 	c.expect(t, "login true")
+	if err := menu.Click(ctx, "Count calls and videos as present"); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "calls true")
+	// The check follows the core's report, and the tooltip says why.
+	c.send(t, tray.Status{State: "active", Why: "call", CountCallsAndMedia: true})
+	waitMenu(t, ctx, menu, "calls checked", func(n traydbus.Node) bool {
+		it, _ := n.Find("Count calls and videos as present")
+		return it.Checked
+	})
+	if tip, _ := traydbus.ItemTooltip(ctx, conn, dest); tip != "Active · in a call · 0 min today" {
+		t.Errorf("tooltip = %q", tip)
+	}
 	if err := menu.Click(ctx, "Open dashboard"); err != nil {
 		t.Fatal(err)
 	}
 	c.expect(t, "open")
 
-	if err := menu.Click(ctx, "Quit"); err != nil {
+	// The tray may quit before the bus has its answer to the click; that
+	// the click arrived is what the lines below check.
+	if err := menu.Click(ctx, "Quit"); err != nil && !noReply(err) {
 		t.Fatal(err)
 	}
 	c.expect(t, "quit")
@@ -457,6 +474,15 @@ func TestTrayWithoutHost(t *testing.T) {
 	if strings.Contains(log, "systray error") {
 		t.Errorf("the library's own complaint leaked above debug level:\n%s", log)
 	}
+}
+
+// noReply reports the bus's answer to a call whose recipient left without
+// replying.
+func noReply(err error) bool {
+	const name = "org.freedesktop.DBus.Error.NoReply"
+	var de dbus.Error
+	var dep *dbus.Error
+	return (errors.As(err, &de) && de.Name == name) || (errors.As(err, &dep) && dep != nil && dep.Name == name)
 }
 
 func hostAvailableOn(t *testing.T, ctx context.Context, b bus) (bool, error) {

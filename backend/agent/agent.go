@@ -22,6 +22,9 @@ type Deps struct {
 	// Events delivers lock, sleep and logout changes (optional). The agent
 	// assumes the screen is unlocked at start: send Locked first if not.
 	Events <-chan OSEvent
+	// Signals reports calls and media (optional); the agent listens only
+	// while Config.CountCallsAndMedia is on.
+	Signals SignalSource
 	// Facts describe the machine; they go with the first batch sent to each
 	// service (optional).
 	Facts *presence.Facts
@@ -40,6 +43,11 @@ type Status struct {
 	Until time.Time
 	// State is the machine's real state ("" before the first sample).
 	State presence.State
+	// Why is what makes the machine active: input, or with
+	// CountCallsAndMedia a call or media ("" unless State is active).
+	Why presence.Why
+	// CountCallsAndMedia mirrors the setting.
+	CountCallsAndMedia bool
 	// SentState is the state last queued for the service ("" before any).
 	SentState presence.State
 	// Idle is the user's idle time at the last sample.
@@ -87,14 +95,15 @@ type Diagnostics struct {
 
 // Agent is the always-on loop: activity → state → outbox → sender.
 type Agent struct {
-	db     *agentdb.DB
-	idle   IdleReader
-	events <-chan OSEvent
-	log    *slog.Logger
-	now    func() time.Time
-	loc    *time.Location
-	rand   func() float64
-	s      *sender
+	db      *agentdb.DB
+	idle    IdleReader
+	events  <-chan OSEvent
+	signals SignalSource
+	log     *slog.Logger
+	now     func() time.Time
+	loc     *time.Location
+	rand    func() float64
+	s       *sender
 
 	wake    chan struct{} // cap 1: mode or config changed
 	running atomic.Bool
@@ -104,7 +113,7 @@ type Agent struct {
 	cfg     Config
 	mode    Mode
 	until   time.Time
-	st      Status // the loop's part: State, SentState, Idle, IdleError, Suspended, StoreError, TodayActive
+	st      Status // the loop's part: State, Why, SentState, Idle, IdleError, Suspended, StoreError, TodayActive
 	subs    map[int]chan Status
 	nextSub int
 	last    Status
@@ -131,7 +140,7 @@ func New(d Deps, cfg Config) (*Agent, error) {
 		d.Location = time.Local
 	}
 	a := &Agent{
-		db: d.DB, idle: d.Idle, events: d.Events, log: d.Logger, now: d.Now, loc: d.Location,
+		db: d.DB, idle: d.Idle, events: d.Events, signals: d.Signals, log: d.Logger, now: d.Now, loc: d.Location,
 		rand: rand.Float64, cfg: cfg, mode: Automatic,
 		wake: make(chan struct{}, 1),
 		subs: map[int]chan Status{},
@@ -180,7 +189,7 @@ func (a *Agent) Status() Status {
 
 func (a *Agent) statusLocked() Status {
 	st := a.st
-	st.Mode, st.Until = a.mode, a.until
+	st.Mode, st.Until, st.CountCallsAndMedia = a.mode, a.until, a.cfg.CountCallsAndMedia
 	ss := a.s.status()
 	st.Connected, st.Reachable, st.LastSync, st.SyncError = ss.connected, ss.reachable, ss.lastSync, ss.curErr
 	st.Revoked = ss.stopped != ""
@@ -229,7 +238,8 @@ func (a *Agent) publish() {
 func sameForDisplay(x, y Status) bool {
 	x.Idle, y.Idle = 0, 0
 	return x.Until.Equal(y.Until) && x.LastSync.Equal(y.LastSync) &&
-		x.Mode == y.Mode && x.State == y.State && x.SentState == y.SentState &&
+		x.Mode == y.Mode && x.State == y.State && x.Why == y.Why && x.SentState == y.SentState &&
+		x.CountCallsAndMedia == y.CountCallsAndMedia &&
 		x.IdleError == y.IdleError && x.Suspended == y.Suspended && x.Connected == y.Connected &&
 		x.Reachable == y.Reachable && x.Revoked == y.Revoked && x.SyncError == y.SyncError &&
 		x.StoreError == y.StoreError && x.TodayActive == y.TodayActive
@@ -280,6 +290,7 @@ func (a *Agent) SetConfig(cfg Config) error {
 	a.cfg = cfg
 	a.mu.Unlock()
 	a.s.setConfig(cfg)
+	a.publish()
 	poke(a.wake)
 	return nil
 }

@@ -37,6 +37,10 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 	// RequestTimeout bounds one request.
 	RequestTimeout time.Duration
+	// CountCallsAndMedia lets a call or a video (Deps.Signals) keep the
+	// user active past IdleAfter while the screen is unlocked. Off by
+	// default: presence then follows input alone.
+	CountCallsAndMedia bool
 }
 
 // DefaultConfig is DESIGN §2's cadence.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -49,6 +50,13 @@ func (f *fakeIdle) touch() {
 	f.lastInput = time.Now()
 	close(f.touched)
 	f.touched = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// age moves the last input d into the past without any input.
+func (f *fakeIdle) age(d time.Duration) {
+	f.mu.Lock()
+	f.lastInput = f.lastInput.Add(-d)
 	f.mu.Unlock()
 }
 
@@ -236,6 +244,43 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
+// fakeSignals is a call and media source driven by the test: start and end
+// a signal on the bubble's clock; each change is announced once.
+type fakeSignals struct {
+	mu      sync.Mutex
+	sig     Signal
+	changed chan struct{}
+	reads   int
+}
+
+func newFakeSignals() *fakeSignals { return &fakeSignals{changed: make(chan struct{}, 1)} }
+
+func (f *fakeSignals) Signal() Signal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return f.sig
+}
+
+func (f *fakeSignals) Changed() <-chan struct{} { return f.changed }
+func (f *fakeSignals) Name() string             { return "fake-signals" }
+func (f *fakeSignals) Close() error             { return nil }
+
+func (f *fakeSignals) set(s Signal) {
+	f.mu.Lock()
+	f.sig = s
+	f.mu.Unlock()
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+	synctest.Wait()
+}
+
+// start begins a signal of why now; end ends it now.
+func (f *fakeSignals) start(why presence.Why) { f.set(Signal{Why: why, Since: time.Now()}) }
+func (f *fakeSignals) end()                   { f.set(Signal{Ended: time.Now()}) }
+
 // rig is one agent under test inside a synctest bubble.
 type rig struct {
 	t      *testing.T
@@ -243,11 +288,24 @@ type rig struct {
 	db     *agentdb.DB
 	path   string
 	idle   *fakeIdle
+	sig    *fakeSignals
 	events chan OSEvent
 	logs   *logBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
+	t0     time.Time // when the test's clock reads zero (see at)
+	// skew is added to the agent's wall clock (Deps.Now): a jump of it is
+	// what a suspend looks like to a process whose timers and idle counter
+	// run on a monotonic clock that stopped meanwhile.
+	skew atomic.Int64
 }
+
+// wall is the agent's clock: the bubble's plus the skew.
+func (r *rig) wall() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) }
+
+// suspend makes d pass on the wall clock and nowhere else, as a silent
+// suspend does.
+func (r *rig) suspend(d time.Duration) { r.skew.Add(int64(d)) }
 
 func openDB(t *testing.T, path string) *agentdb.DB {
 	t.Helper()
@@ -277,13 +335,13 @@ func buildRig(t *testing.T, cfg Config, path string, waits bool) *rig {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "agent.db")
 	}
-	r := &rig{t: t, path: path, db: openDB(t, path), idle: newFakeIdle(), events: make(chan OSEvent), logs: &logBuffer{}}
+	r := &rig{t: t, path: path, db: openDB(t, path), idle: newFakeIdle(), sig: newFakeSignals(), events: make(chan OSEvent), logs: &logBuffer{}, t0: time.Now()}
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var idle IdleReader = r.idle
 	if waits {
 		idle = waitingIdle{r.idle}
 	}
-	a, err := New(Deps{DB: r.db, Idle: idle, Events: r.events, Logger: log, Location: time.UTC}, cfg)
+	a, err := New(Deps{DB: r.db, Idle: idle, Events: r.events, Signals: r.sig, Logger: log, Location: time.UTC, Now: r.wall}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

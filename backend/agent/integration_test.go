@@ -23,6 +23,7 @@ import (
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlite"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // liveService is a real service behind a fault-injecting front.
@@ -42,6 +43,7 @@ type hit struct {
 	at     time.Time
 	status int
 	beats  int
+	auth   string // the Authorization header: which token sent it
 }
 
 func newLiveService(t *testing.T, tweak func(*httpapi.Config)) *liveService {
@@ -84,7 +86,7 @@ func (s *liveService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.api.ServeHTTP(rec, r)
 	if r.URL.Path == "/api/v1/heartbeats" {
 		s.mu.Lock()
-		s.log = append(s.log, hit{at: time.Now(), status: rec.status})
+		s.log = append(s.log, hit{at: time.Now(), status: rec.status, auth: r.Header.Get("Authorization")})
 		s.mu.Unlock()
 	}
 }
@@ -252,16 +254,10 @@ type constIdle time.Duration
 
 func (c constIdle) Idle(context.Context) (time.Duration, error) { return time.Duration(c), nil }
 
-// eventually polls cond for up to 10 s.
+// eventually polls cond until it holds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, what, 20*time.Second, cond)
 }
 
 func (la *liveAgent) drained() bool { return la.db.Depth() == 0 }
@@ -383,17 +379,24 @@ func TestIntegrationRevokedDevice(t *testing.T) {
 	}
 	n := len(svc.hits())
 	la.toggle(4)
-	time.Sleep(200 * time.Millisecond) // 40 backoff periods: no request may go out
-	if m := len(svc.hits()); m != n {
-		t.Fatalf("%d requests after the 401", m-n)
-	}
+	// The sender has taken the wake-up of the last beat: a sender that
+	// ignored the refusal would be sending now.
+	eventually(t, "the sender to take the last beat's wake-up", func() bool { return len(la.a.s.wake) == 0 })
 	if la.db.Depth() < 6 {
 		t.Fatalf("beats were not kept while revoked: depth %d", la.db.Depth())
 	}
-	// A new device token: everything queued goes to the new device.
+	// A new device token: everything queued goes to the new device. It is
+	// also the marker for what must not have happened: the service logs
+	// requests in order, so any request made while revoked, with the old
+	// token, comes before the new token's.
 	_, did2, token2 := svc.device("ann", "desk again")
 	la.connect(svc, token2)
 	eventually(t, "delivered to the new device", la.drained)
+	for i, h := range svc.hits()[n:] {
+		if h.auth != "Bearer "+token2 {
+			t.Fatalf("request %d after the 401 was sent with the revoked token", i+1)
+		}
+	}
 	if st := la.a.Status(); st.Revoked || st.SyncError != "" {
 		t.Fatalf("status after the new token %+v", st)
 	}

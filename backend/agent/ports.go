@@ -70,11 +70,50 @@ func (k OSEventKind) String() string {
 // OSEvent is one OS session change.
 type OSEvent struct {
 	Kind OSEventKind
-	// At is when the OS reported it (informational: beats are stamped with
-	// the agent's clock when it handles the event, so they stay ordered).
+	// At is when it happened (zero: when the agent handles it). Beats keep
+	// the agent's clock for their own time, so they stay ordered; At is
+	// the edge they carry (presence.Beat.Since): the lock, the sleep, the
+	// wake. A Sleeping event stamped more than LateSleep before it is
+	// handled reports a suspend that is already over (a clock-gap
+	// detector notices one only after the wake): its At is the last moment
+	// the machine was known awake.
 	At time.Time
 	// Done, when set, is called once the agent has handled the event: for
 	// Sleeping and LoggingOut after the final beat was written and sent (or
 	// FinalDeadline passed), so the caller can release a sleep inhibitor.
 	Done func()
+}
+
+// LateSleep is how old a Sleeping event's At may be for the event to still
+// announce a sleep: one announced by the OS is handled within moments, and a
+// clock-gap detector reports a suspend at least its threshold (tens of
+// seconds) after the last moment it knew the machine awake.
+const LateSleep = 10 * time.Second
+
+// Signal is what may keep the user present without input, when the user
+// opted in (Config.CountCallsAndMedia): a call (the microphone in use) or
+// media (an application holding an idle inhibitor, a video).
+type Signal struct {
+	// Why is presence.ByCall or presence.ByMedia while a signal is on, and
+	// empty while none is.
+	Why presence.Why
+	// Since is when the signal that is on began.
+	Since time.Time
+	// Ended, while no signal is on, is when the last one ended (zero: none
+	// has yet).
+	Ended time.Time
+}
+
+// On reports whether a signal is on.
+func (s Signal) On() bool { return s.Why == presence.ByCall || s.Why == presence.ByMedia }
+
+// SignalSource reports the OS's call and media signals. The agent reads
+// Signal when Changed is ready (Changed is asked afresh after each change,
+// so a source may hand out a new channel every time), and never polls it.
+type SignalSource interface {
+	Signal() Signal
+	Changed() <-chan struct{}
+	// Name names the backends, for diagnostics.
+	Name() string
+	Close() error
 }

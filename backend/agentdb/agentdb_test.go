@@ -305,6 +305,7 @@ func TestSettings(t *testing.T) {
 		db.SetStartAtLogin(ctx, false),
 		db.SetMode(ctx, "pause", until),
 		db.SetLocalTokens(ctx, "ls_usr_a", "ls_dev_b"),
+		db.SetCountCallsAndMedia(ctx, true),
 	}
 	for i, err := range steps {
 		if err != nil {
@@ -319,7 +320,7 @@ func TestSettings(t *testing.T) {
 	}
 	want := agentdb.Settings{ServerURL: "https://presence.example", DeviceToken: "ls_dev_x", IdleAfter: 7 * time.Minute,
 		Interval: 45 * time.Second, StartAtLogin: false, Mode: "pause", ModeUntil: until,
-		LocalUserToken: "ls_usr_a", LocalDeviceToken: "ls_dev_b"}
+		LocalUserToken: "ls_usr_a", LocalDeviceToken: "ls_dev_b", CountCallsAndMedia: true}
 	if !s.ModeUntil.Equal(want.ModeUntil) {
 		t.Fatalf("ModeUntil = %v", s.ModeUntil)
 	}

@@ -17,14 +17,60 @@ import (
 // history and the state it tells the service into the outbox. Either may be
 // empty: an invisible agent records history and queues nothing, a paused one
 // does neither.
+//
+// Each half carries its edge and its reason (presence.Beat's Since and Why):
+// they differ when a manual mode decides what the service is told, since
+// "appear away" chosen at noon is away from noon, whenever the machine's own
+// state began.
 type Entry struct {
 	At    time.Time
 	IdleS int64
 	// Local is the device's real state for local history ("" records nothing).
 	// Offline closes the history's open span.
 	Local presence.State
+	// Since is when Local really began, if earlier than At (zero: At); Why
+	// is what makes an active Local present ("": input).
+	Since time.Time
+	Why   presence.Why
 	// Send is the state to queue for the service ("" queues nothing).
 	Send presence.State
+	// SendSince and SendWhy are Since and Why for the queued beat.
+	SendSince time.Time
+	SendWhy   presence.Why
+}
+
+// local and queued are the entry's two beats (Seq unset).
+func (e Entry) local() presence.Beat {
+	return presence.Beat{At: e.At.UTC(), State: e.Local, IdleS: e.IdleS, Since: utc(e.Since), Why: beyondInput(e.Local, e.Why)}
+}
+
+func (e Entry) queued() presence.Beat {
+	return presence.Beat{At: e.At.UTC(), State: e.Send, IdleS: e.IdleS, Since: utc(e.SendSince), Why: beyondInput(e.Send, e.SendWhy)}
+}
+
+// beyondInput is the Why a beat carries: a call or media on an active beat,
+// else none. Input is what an empty Why means, so the common beat stays as
+// it always was on the wire.
+func beyondInput(s presence.State, w presence.Why) presence.Why {
+	if w = w.Of(s); w == presence.ByInput {
+		return ""
+	}
+	return w
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+// sinceNS is a beat's since_ns column: NULL when its state began at At.
+func sinceNS(b presence.Beat) sql.NullInt64 {
+	if b.Since.IsZero() || !b.Since.Before(b.At) {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: toNS(b.Since), Valid: true}
 }
 
 // Record writes one beat in one transaction and returns the queued beat with
@@ -43,6 +89,14 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 			return presence.Beat{}, presence.Errorf(presence.EINVALID, "unknown state %q", string(s))
 		}
 	}
+	for _, w := range []presence.Why{e.Why, e.SendWhy} {
+		if !w.Valid() {
+			return presence.Beat{}, presence.Errorf(presence.EINVALID, "unknown why %q", string(w))
+		}
+	}
+	if e.Since.After(e.At) || e.SendSince.After(e.At) {
+		return presence.Beat{}, presence.Errorf(presence.EINVALID, "since must not be after the beat")
+	}
 	if e.Local == "" && e.Send == "" {
 		return presence.Beat{}, nil
 	}
@@ -50,9 +104,14 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 	err := db.inTx(ctx, func(tx *sql.Tx) (func(), error) {
 		var afters []func()
 		if e.Send != "" {
-			beat = presence.Beat{Seq: db.lastSeq + 1, At: e.At.UTC(), State: e.Send, IdleS: e.IdleS}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, at_ns, state, idle_s) VALUES (?, ?, ?, ?)`,
-				beat.Seq, toNS(beat.At), string(beat.State), beat.IdleS); err != nil {
+			beat = e.queued()
+			beat.Seq = db.lastSeq + 1
+			since := sinceNS(beat)
+			if !since.Valid {
+				beat.Since = time.Time{}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, at_ns, state, idle_s, since_ns, why) VALUES (?, ?, ?, ?, ?, ?)`,
+				beat.Seq, toNS(beat.At), string(beat.State), beat.IdleS, since, string(beat.Why)); err != nil {
 				return nil, fmt.Errorf("queue beat: %w", err)
 			}
 			if err := setCounter(ctx, tx, "last_seq", beat.Seq); err != nil {
@@ -69,7 +128,7 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 			afters = append(afters, func() { db.lastSeq, db.depth = beat.Seq, depth })
 		}
 		if e.Local != "" {
-			after, err := db.recordHistory(ctx, tx, presence.Beat{At: e.At.UTC(), State: e.Local, IdleS: e.IdleS})
+			after, err := db.recordHistory(ctx, tx, e.local())
 			if err != nil {
 				return nil, err
 			}
@@ -131,6 +190,8 @@ type outRow struct {
 	seq   int64
 	at    int64
 	state string
+	why   string
+	edge  bool // carries since_ns: the beat says when its state began
 }
 
 // compact deletes the beats that the service's merge does not need: inside a
@@ -138,11 +199,12 @@ type outRow struct {
 // the run's first and last beat and, greedily, the latest beat still within
 // the window of the previously kept one. Spans run first beat to last beat
 // and join beats no more than the window apart, so the spans built from what
-// is kept are the spans built from everything. A state change, a gap longer
-// than the window or a clock that stepped back ends a run; both beats around
-// it are kept.
+// is kept are the spans built from everything. A change of state or of
+// reason, a beat that carries its edge (since_ns), a gap longer than the
+// window or a clock that stepped back ends a run; both beats around it are
+// kept.
 func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, at_ns, state FROM outbox ORDER BY seq`)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, at_ns, state, why, since_ns IS NOT NULL FROM outbox ORDER BY seq`)
 	if err != nil {
 		return 0, fmt.Errorf("scan outbox: %w", err)
 	}
@@ -155,7 +217,7 @@ func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, erro
 	)
 	for rows.Next() {
 		var r outRow
-		if err := rows.Scan(&r.seq, &r.at, &r.state); err != nil {
+		if err := rows.Scan(&r.seq, &r.at, &r.state, &r.why, &r.edge); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan outbox: %w", err)
 		}
@@ -163,7 +225,7 @@ func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, erro
 			kept, prev, havePrev, prevIsKept = r, r, true, true
 			continue
 		}
-		boundary := r.state != prev.state || r.at < prev.at || r.at-prev.at > w
+		boundary := r.state != prev.state || r.why != prev.why || r.edge || r.at < prev.at || r.at-prev.at > w
 		if !prevIsKept {
 			if boundary || r.at-kept.at > w {
 				kept = prev
@@ -203,7 +265,7 @@ func (db *DB) Outbox(ctx context.Context, limit int) ([]presence.Beat, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.db.QueryContext(ctx, `SELECT seq, at_ns, state, idle_s FROM outbox ORDER BY seq LIMIT ?`, limit)
+	rows, err := db.db.QueryContext(ctx, `SELECT seq, at_ns, state, idle_s, since_ns, why FROM outbox ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -211,14 +273,18 @@ func (db *DB) Outbox(ctx context.Context, limit int) ([]presence.Beat, error) {
 	var out []presence.Beat
 	for rows.Next() {
 		var (
-			b     presence.Beat
-			at    int64
-			state string
+			b          presence.Beat
+			at         int64
+			state, why string
+			since      sql.NullInt64
 		)
-		if err := rows.Scan(&b.Seq, &at, &state, &b.IdleS); err != nil {
+		if err := rows.Scan(&b.Seq, &at, &state, &b.IdleS, &since, &why); err != nil {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
-		b.At, b.State = fromNS(at), presence.State(state)
+		b.At, b.State, b.Why = fromNS(at), presence.State(state), presence.Why(why)
+		if since.Valid {
+			b.Since = fromNS(since.Int64)
+		}
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {

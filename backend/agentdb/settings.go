@@ -21,6 +21,9 @@ const (
 	KeyModeUntil        = "mode_until"         // when a timed mode ends
 	KeyLocalUserToken   = "local_user_token"   // the embedded service's user token
 	KeyLocalDeviceToken = "local_device_token" // the embedded service's device token
+	// KeyCountCallsAndMedia: a call or a video keeps the user present
+	// without input (default false).
+	KeyCountCallsAndMedia = "count_calls_and_media"
 )
 
 // Settings are the agent's persisted settings. Unset durations are zero
@@ -36,6 +39,8 @@ type Settings struct {
 	ModeUntil        time.Time
 	LocalUserToken   string
 	LocalDeviceToken string
+	// CountCallsAndMedia counts calls and videos as present (opt-in).
+	CountCallsAndMedia bool
 }
 
 // Settings reads every setting. A value that does not parse is an error that
@@ -74,6 +79,11 @@ func (db *DB) Settings(ctx context.Context) (Settings, error) {
 	if v, ok := m[KeyStartAtLogin]; ok {
 		if s.StartAtLogin, err = strconv.ParseBool(v); err != nil {
 			return Settings{}, fmt.Errorf("setting %s: %q is not a boolean", KeyStartAtLogin, v)
+		}
+	}
+	if v, ok := m[KeyCountCallsAndMedia]; ok {
+		if s.CountCallsAndMedia, err = strconv.ParseBool(v); err != nil {
+			return Settings{}, fmt.Errorf("setting %s: %q is not a boolean", KeyCountCallsAndMedia, v)
 		}
 	}
 	if v := m[KeyModeUntil]; v != "" {
@@ -118,6 +128,11 @@ func (db *DB) SetInterval(ctx context.Context, d time.Duration) error {
 // SetStartAtLogin stores whether the login item is wanted.
 func (db *DB) SetStartAtLogin(ctx context.Context, on bool) error {
 	return db.setSettings(ctx, map[string]string{KeyStartAtLogin: strconv.FormatBool(on)})
+}
+
+// SetCountCallsAndMedia stores whether calls and videos count as present.
+func (db *DB) SetCountCallsAndMedia(ctx context.Context, on bool) error {
+	return db.setSettings(ctx, map[string]string{KeyCountCallsAndMedia: strconv.FormatBool(on)})
 }
 
 // SetMode stores the manual mode and when it ends (zero: no end), together.

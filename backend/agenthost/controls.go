@@ -43,7 +43,7 @@ func (c *controls) Status(ctx context.Context) (localapi.Status, error) {
 	}
 	return localapi.Status{
 		Mode: string(st.Mode), ModeUntil: timePtr(st.Until),
-		State: st.State, SentState: st.SentState, IdleS: int64(st.Idle / time.Second),
+		State: st.State, Why: st.Why, SentState: st.SentState, IdleS: int64(st.Idle / time.Second),
 		ActivityBackend: h.cfg.IdleName,
 		Service: localapi.ServiceStatus{
 			Kind: kind, URL: url, Reachable: st.Reachable, LastSync: timePtr(st.LastSync), Error: errText,
@@ -96,7 +96,7 @@ func (c *controls) Settings(ctx context.Context) (localapi.Settings, error) {
 	return localapi.Settings{
 		ServerURL: s.ServerURL, HasToken: s.DeviceToken != "",
 		IdleAfterS: int64(cfg.IdleAfter / time.Second), IntervalS: int64(cfg.Interval / time.Second),
-		StartAtLogin: on,
+		StartAtLogin: on, CountCallsAndMedia: cfg.CountCallsAndMedia,
 	}, nil
 }
 
@@ -136,6 +136,11 @@ func (c *controls) UpdateSettings(ctx context.Context, u localapi.SettingsUpdate
 	}
 	if u.StartAtLogin != nil {
 		if err := h.SetStartAtLogin(ctx, *u.StartAtLogin); err != nil {
+			return localapi.Settings{}, err
+		}
+	}
+	if u.CountCallsAndMedia != nil {
+		if err := h.SetCountCallsAndMedia(ctx, *u.CountCallsAndMedia); err != nil {
 			return localapi.Settings{}, err
 		}
 	}
@@ -191,7 +196,7 @@ func (c *controls) Diagnostics(ctx context.Context) (localapi.Diagnostics, error
 		return localapi.Diagnostics{}, err
 	}
 	out := localapi.Diagnostics{
-		ActivityBackend: h.cfg.IdleName, LockBackend: h.cfg.LockName,
+		ActivityBackend: h.cfg.IdleName, LockBackend: h.cfg.LockName, SignalBackend: h.signalName(),
 		OutboxDepth: d.OutboxDepth, OutboxDropped: d.OutboxDropped,
 		LastSync: timePtr(d.LastSync), LastError: d.LastError,
 		Version: h.cfg.Version, DataDir: h.cfg.DataDir, UptimeS: int64(time.Since(h.started) / time.Second),

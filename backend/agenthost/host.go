@@ -53,6 +53,9 @@ type Config struct {
 	// IdleAfter and Interval override the saved settings for this run; zero
 	// leaves the saved setting, else the default.
 	IdleAfter, Interval time.Duration
+	// CountCallsAndMedia, when set, overrides the saved setting for this run
+	// (--count-calls-and-media).
+	CountCallsAndMedia *bool
 	// Idle reads the user's idle time (required); IdleName names its
 	// backend for the status and diagnostics.
 	Idle     agent.IdleReader
@@ -61,6 +64,10 @@ type Config struct {
 	// names their backends ("none" without).
 	Events   <-chan agent.OSEvent
 	LockName string
+	// Signals reports calls and media (optional); SignalName names its
+	// backends ("none" without).
+	Signals    agent.SignalSource
+	SignalName string
 	// Login is the login item that starts the agent (nil: none on this
 	// system); LoginArgs are the arguments it starts the agent with.
 	Login     LoginItem
@@ -192,7 +199,7 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 	if err != nil {
 		h.log.Warn("cannot read device facts", "err", err)
 	}
-	h.agent, err = agent.New(agent.Deps{DB: h.db, Idle: cfg.Idle, Events: cfg.Events, Facts: &facts, Logger: h.log}, acfg)
+	h.agent, err = agent.New(agent.Deps{DB: h.db, Idle: cfg.Idle, Events: cfg.Events, Signals: cfg.Signals, Facts: &facts, Logger: h.log}, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -221,8 +228,12 @@ func (h *Host) agentConfig(s agentdb.Settings) agent.Config {
 			cfg.Interval = s.Interval
 		}
 	}
+	cfg.CountCallsAndMedia = s.CountCallsAndMedia
 	if h.cfg.IdleAfter > 0 {
 		cfg.IdleAfter = h.cfg.IdleAfter
+	}
+	if h.cfg.CountCallsAndMedia != nil {
+		cfg.CountCallsAndMedia = *h.cfg.CountCallsAndMedia
 	}
 	if h.cfg.Interval > 0 {
 		cfg.Interval = h.cfg.Interval
@@ -273,7 +284,8 @@ func (h *Host) Run(ctx context.Context) error {
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- h.agent.Run(ctx) }()
 	h.log.Info("agent running", "version", h.cfg.Version, "local_api", h.url, "data_dir", h.cfg.DataDir,
-		"idle_source", h.cfg.IdleName, "lock_source", h.cfg.LockName)
+		"idle_source", h.cfg.IdleName, "lock_source", h.cfg.LockName, "signal_source", h.signalName(),
+		"count_calls_and_media", h.agent.Config().CountCallsAndMedia)
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
@@ -317,6 +329,14 @@ func (h *Host) Close() error {
 		errs = append(errs, h.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// signalName names the call and media backends, "none" without.
+func (h *Host) signalName() string {
+	if h.cfg.Signals == nil || h.cfg.SignalName == "" {
+		return "none"
+	}
+	return h.cfg.SignalName
 }
 
 func randomHex(n int) string {

@@ -33,3 +33,14 @@ func (h *Host) Service() string {
 func (h *Host) SetMode(ctx context.Context, mode agent.Mode, until time.Time) error {
 	return h.agent.SetMode(ctx, mode, until)
 }
+
+// SetCountCallsAndMedia turns "count calls and videos as present" on or off:
+// at once in the agent, and saved for the next run.
+func (h *Host) SetCountCallsAndMedia(ctx context.Context, on bool) error {
+	cfg := h.agent.Config()
+	cfg.CountCallsAndMedia = on
+	if err := h.agent.SetConfig(cfg); err != nil {
+		return err
+	}
+	return h.db.SetCountCallsAndMedia(ctx, on)
+}

@@ -37,9 +37,12 @@ type Controls interface {
 
 // Status is GET /local/v1/status.
 type Status struct {
-	Mode            string         `json:"mode"`
-	ModeUntil       *time.Time     `json:"mode_until"`
-	State           presence.State `json:"state"`
+	Mode      string         `json:"mode"`
+	ModeUntil *time.Time     `json:"mode_until"`
+	State     presence.State `json:"state"`
+	// Why is what makes an active machine present: "input", or with
+	// count_calls_and_media on, "call" or "media"; "" unless active.
+	Why             presence.Why   `json:"why"`
 	SentState       presence.State `json:"sent_state"`
 	IdleS           int64          `json:"idle_s"`
 	ActivityBackend string         `json:"activity_backend"`
@@ -78,14 +81,18 @@ type Settings struct {
 	IdleAfterS   int64  `json:"idle_after_s"`
 	IntervalS    int64  `json:"interval_s"`
 	StartAtLogin bool   `json:"start_at_login"`
+	// CountCallsAndMedia: a call or a video keeps the user active without
+	// input while the screen is unlocked (opt-in).
+	CountCallsAndMedia bool `json:"count_calls_and_media"`
 }
 
 // SettingsUpdate is PUT /local/v1/settings; nil fields stay as they are.
 // Controls.UpdateSettings checks the ranges.
 type SettingsUpdate struct {
-	IdleAfterS   *int64 `json:"idle_after_s,omitempty"`
-	IntervalS    *int64 `json:"interval_s,omitempty"`
-	StartAtLogin *bool  `json:"start_at_login,omitempty"`
+	IdleAfterS         *int64 `json:"idle_after_s,omitempty"`
+	IntervalS          *int64 `json:"interval_s,omitempty"`
+	StartAtLogin       *bool  `json:"start_at_login,omitempty"`
+	CountCallsAndMedia *bool  `json:"count_calls_and_media,omitempty"`
 }
 
 // ServiceRequest is POST /local/v1/service/test and PUT /local/v1/service.
@@ -106,6 +113,7 @@ type ServiceCheck struct {
 type Diagnostics struct {
 	ActivityBackend string           `json:"activity_backend"`
 	LockBackend     string           `json:"lock_backend"`
+	SignalBackend   string           `json:"signal_backend"` // calls and media; "none" without
 	OutboxDepth     int64            `json:"outbox_depth"`
 	OutboxDropped   int64            `json:"outbox_dropped"`
 	Quarantine      []QuarantineItem `json:"quarantine"`

@@ -212,3 +212,28 @@ func TestNewRejectsWeakSecret(t *testing.T) {
 		t.Fatal("a short secret must be refused")
 	}
 }
+
+// The calls-and-media setting goes through PUT /local/v1/settings on its
+// own, and the status says why an active machine is active.
+func TestCallsAndMediaFields(t *testing.T) {
+	var got SettingsUpdate
+	fc := &fakeControls{
+		status: func() (Status, error) { return Status{State: presence.Active, Why: presence.ByCall}, nil },
+		update: func(u SettingsUpdate) (Settings, error) {
+			got = u
+			return Settings{CountCallsAndMedia: u.CountCallsAndMedia != nil && *u.CountCallsAndMedia}, nil
+		},
+	}
+	h := newTestHandler(t, fc, nil)
+	w := do(h, "PUT", "/local/v1/settings", "Bearer "+secret, `{"count_calls_and_media":true}`)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"count_calls_and_media":true`) {
+		t.Fatalf("settings: %d %s", w.Code, w.Body)
+	}
+	if got.CountCallsAndMedia == nil || !*got.CountCallsAndMedia || got.IdleAfterS != nil || got.IntervalS != nil || got.StartAtLogin != nil {
+		t.Fatalf("update reached the controls as %+v", got)
+	}
+	w = do(h, "GET", "/local/v1/status", "Bearer "+secret, "")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"active","why":"call"`) {
+		t.Fatalf("status: %d %s", w.Code, w.Body)
+	}
+}

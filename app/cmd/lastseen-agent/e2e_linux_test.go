@@ -5,12 +5,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -163,11 +168,20 @@ func TestAgentEndToEnd(t *testing.T) {
 	svc.start()
 	t.Cleanup(svc.kill)
 
+	// Every input the test gives, and when: the spans must end where it
+	// stopped.
+	var (
+		movesMu sync.Mutex
+		moves   []time.Time
+	)
 	move := func() {
 		x := 100 + time.Now().Nanosecond()%400
 		if out, err := exec.Command(xdotool, "mousemove", fmt.Sprint(x), "200").CombinedOutput(); err != nil {
 			t.Errorf("xdotool: %v %s", err, out)
 		}
+		movesMu.Lock()
+		moves = append(moves, time.Now())
+		movesMu.Unlock()
 	}
 	xenv := []string{"DISPLAY=" + display, "XDG_SESSION_TYPE=x11"}
 	t.Setenv("DISPLAY", display) // for xdotool
@@ -179,7 +193,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	agent := exec.Command(agentBin, "--data-dir", filepath.Join(dir, "agent"),
 		"--server", "http://"+svc.addr, "--token", devToken, "--idle-after", "5s", "--interval", "10s")
-	agent.Env = append(os.Environ(), append(xenv, bus.Env(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))...)
+	// TZ: the agent's "today" and the service's daily stats cut the same day.
+	agent.Env = append(os.Environ(), append(xenv, bus.Env(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "TZ=UTC")...)
 	agent.Stdout, agent.Stderr = agentLog, agentLog
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -210,11 +225,67 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 
 	t.Run("active on real input", func(t *testing.T) {
-		move()
-		waitState(10*time.Second, presence.Active)
+		// Input all along, so every input since the agent started is one
+		// stretch of activity.
+		waitFor(t, 10*time.Second, "the device to be active on the service", func() bool {
+			move()
+			return status() == string(presence.Active)
+		})
 	})
-	t.Run("idle after the threshold without input", func(t *testing.T) {
+	t.Run("input for 8 s, then hands off: the active span ends at the last input", func(t *testing.T) {
+		for range 8 {
+			time.Sleep(time.Second)
+			move()
+		}
+		movesMu.Lock()
+		input := slices.Clone(moves)
+		movesMu.Unlock()
+		last := input[len(input)-1]
 		waitState(15*time.Second, presence.Idle)
+		// The idle beat carries the edge, so the span is cut back once the
+		// service has it: no waiting beyond the idle state itself.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		from := input[0].Add(-time.Minute)
+		var service []presence.Span
+		for _, st := range []string{"active", "idle"} {
+			res, err := c.Sessions(ctx, httpapi.SessionsQuery{From: from, State: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sp := range res.Sessions {
+				service = append(service, presence.Span{State: sp.State, Start: sp.Start, End: sp.End})
+			}
+		}
+		checkEdge(t, "on the service", service, last)
+
+		local := localAPI(t, filepath.Join(dir, "agent"))
+		var hist struct {
+			Sessions []presence.Span `json:"sessions"`
+		}
+		local.get(t, "/local/v1/history?from="+from.UTC().Format(time.RFC3339), &hist)
+		checkEdge(t, "in local history", hist.Sessions, last)
+
+		// Today's active time is the time with input: from the first input
+		// of the stretch to the last, never the threshold after it.
+		want := activeTime(input, 5*time.Second)
+		today := time.Now().UTC().Format(time.DateOnly)
+		days, err := c.DailyStats(ctx, httpapi.DailyStatsQuery{From: today, To: today, TZ: "UTC"})
+		if err != nil || len(days.Days) != 1 {
+			t.Fatalf("daily stats: %+v, %v", days, err)
+		}
+		if got := time.Duration(days.Days[0].ActiveS) * time.Second; (got - want).Abs() > 2*time.Second {
+			t.Errorf("service: active today %v, want the time with input %v ±2 s", got, want.Round(time.Millisecond))
+		}
+		var st struct {
+			TodayActiveS int64 `json:"today_active_s"`
+		}
+		local.get(t, "/local/v1/status", &st)
+		if got := time.Duration(st.TodayActiveS) * time.Second; (got - want).Abs() > 2*time.Second {
+			t.Errorf("agent: active today %v, want the time with input %v ±2 s", got, want.Round(time.Millisecond))
+		}
+		t.Logf("last input %s; %s of input, active today %d s on the service, %d s in the agent",
+			last.Format("15:04:05.000"), want.Round(time.Millisecond), days.Days[0].ActiveS, st.TodayActiveS)
 	})
 	t.Run("active again after xdotool input", func(t *testing.T) {
 		move()
@@ -324,6 +395,85 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	if stats.OutboxDepth != 0 || stats.Quarantined != 0 || stats.Dropped != 0 {
 		t.Fatalf("after a clean exit: outbox %d, quarantined %d, dropped %d; want all zero", stats.OutboxDepth, stats.Quarantined, stats.Dropped)
+	}
+}
+
+// checkEdge finds, in spans, the active span that ended around last (the
+// last input) and the idle span after it: both edges must sit within 2 s of
+// the input, not a threshold later.
+func checkEdge(t *testing.T, where string, spans []presence.Span, last time.Time) {
+	t.Helper()
+	var active, idle *presence.Span
+	for i := range spans {
+		sp := &spans[i]
+		switch {
+		case sp.State == presence.Active && !sp.Start.After(last) && (active == nil || sp.End.After(active.End)):
+			active = sp
+		case sp.State == presence.Idle && (idle == nil || sp.Start.Before(idle.Start)) && sp.Start.After(last.Add(-time.Minute)):
+			idle = sp
+		}
+	}
+	if active == nil || idle == nil {
+		t.Fatalf("%s: no active span up to the last input and idle span after it: %+v", where, spans)
+	}
+	if d := active.End.Sub(last); d.Abs() > 2*time.Second {
+		t.Errorf("%s: the active span ends %s after the last input (%s), want within 2 s", where, d.Round(time.Millisecond), last.Format("15:04:05.000"))
+	}
+	if d := idle.Start.Sub(last); d.Abs() > 2*time.Second {
+		t.Errorf("%s: the idle span starts %s after the last input, want within 2 s", where, d.Round(time.Millisecond))
+	}
+	t.Logf("%s: active span ends %s, idle starts %s after the last input", where,
+		active.End.Sub(last).Round(time.Millisecond), idle.Start.Sub(last).Round(time.Millisecond))
+}
+
+// activeTime is how long inputs at the given times keep a user active with
+// the idle threshold after: each stretch of inputs less than threshold apart
+// counts from its first input to its last.
+func activeTime(inputs []time.Time, threshold time.Duration) time.Duration {
+	var total time.Duration
+	first := inputs[0]
+	for i := 1; i <= len(inputs); i++ {
+		if i == len(inputs) || inputs[i].Sub(inputs[i-1]) >= threshold {
+			total += inputs[i-1].Sub(first)
+			if i < len(inputs) {
+				first = inputs[i]
+			}
+		}
+	}
+	return total
+}
+
+// localClient calls the agent's local API as the window does: the address
+// and the secret from its discovery file.
+type localClient struct{ d localapi.Discovery }
+
+func localAPI(t *testing.T, dataDir string) localClient {
+	t.Helper()
+	d, err := localapi.ReadDiscovery(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return localClient{d}
+}
+
+func (l localClient) get(t *testing.T, path string, out any) {
+	t.Helper()
+	req, err := http.NewRequest("GET", l.d.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+l.d.Secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
 }
 

@@ -15,7 +15,8 @@
 // the login item and the tray around the agent's host (package agenthost).
 //
 //	lastseen-agent [--data-dir DIR] [--server URL --token TOKEN]
-//	               [--idle-after 5m] [--interval 30s] [--headless]
+//	               [--idle-after 5m] [--interval 30s] [--count-calls-and-media]
+//	               [--headless]
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -56,8 +58,11 @@ type Flags struct {
 	Token     string
 	IdleAfter time.Duration
 	Interval  time.Duration
-	Headless  bool
-	LogLevel  string
+	// CountCallsAndMedia is set when --count-calls-and-media (or its twin)
+	// was given: it overrides the saved setting for this run.
+	CountCallsAndMedia *bool
+	Headless           bool
+	LogLevel           string
 	// explicitDataDir records that --data-dir was given, so the login item
 	// starts this same instance.
 	explicitDataDir bool
@@ -87,6 +92,13 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 	fs.StringVar(&f.Token, "token", env("LASTSEEN_TOKEN", ""), "device token for --server (ls_dev_…)")
 	fs.DurationVar(&f.IdleAfter, "idle-after", envDur("LASTSEEN_IDLE_AFTER", 0), "idle threshold (default 5m, or the saved setting)")
 	fs.DurationVar(&f.Interval, "interval", envDur("LASTSEEN_INTERVAL", 0), "heartbeat interval (default 30s, or the saved setting)")
+	calls := optBool{name: "LASTSEEN_COUNT_CALLS_AND_MEDIA"}
+	if v := getenv(calls.name); v != "" {
+		if err := calls.Set(v); err != nil {
+			return f, fmt.Errorf("%s: %w", calls.name, err)
+		}
+	}
+	fs.Var(&calls, "count-calls-and-media", "count calls and videos as present without input (default off, or the saved setting)")
 	fs.BoolVar(&f.Headless, "headless", getenv("LASTSEEN_HEADLESS") == "1" || getenv("LASTSEEN_HEADLESS") == "true", "run without a tray icon")
 	fs.StringVar(&f.LogLevel, "log-level", env("LASTSEEN_LOG_LEVEL", "info"), "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -99,6 +111,10 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if calls.set {
+		on := calls.on
+		f.CountCallsAndMedia = &on
 	}
 	if (f.Server == "") != (f.Token == "") {
 		return f, errors.New("--server and --token go together")
@@ -140,6 +156,32 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 	f.DataDir = abs
 	return f, nil
 }
+
+// optBool is a boolean flag that knows whether it was given: an absent
+// flag leaves the saved setting alone.
+type optBool struct {
+	name    string
+	on, set bool
+}
+
+func (o *optBool) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.FormatBool(o.on)
+}
+
+func (o *optBool) Set(v string) error {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	o.on, o.set = on, true
+	return nil
+}
+
+// IsBoolFlag lets the flag stand alone: --count-calls-and-media means true.
+func (o *optBool) IsBoolFlag() bool { return true }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
@@ -194,14 +236,19 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 	defer idle.Close()
 	events, lockName, closeWatcher := watchSession(ctx, log)
 	defer closeWatcher()
+	signals, signalName := detectSignals(ctx, log)
+	if signals != nil {
+		defer signals.Close()
+	}
 	var loginArgs []string
 	if f.explicitDataDir {
 		loginArgs = []string{"--data-dir", f.DataDir}
 	}
 	h, err := agenthost.Open(ctx, agenthost.Config{
 		DataDir: f.DataDir, Server: f.Server, Token: f.Token,
-		IdleAfter: f.IdleAfter, Interval: f.Interval,
+		IdleAfter: f.IdleAfter, Interval: f.Interval, CountCallsAndMedia: f.CountCallsAndMedia,
 		Idle: idle, IdleName: idleName, Events: events, LockName: lockName,
+		Signals: signals, SignalName: signalName,
 		Login: autostart.Item{}, LoginArgs: loginArgs,
 		Version: version, Logger: log,
 	})
@@ -257,6 +304,26 @@ func watchSession(ctx context.Context, log *slog.Logger) (<-chan agent.OSEvent, 
 			log.Debug("close the session watcher", "err", err)
 		}
 	}
+}
+
+// detectSignals starts the call and media watchers that work here; the
+// agent listens to them only while the user counts calls and videos. With
+// none, those never count (nil, "none").
+func detectSignals(ctx context.Context, log *slog.Logger) (agent.SignalSource, string) {
+	src, err := activity.DetectSignals(ctx, log, time.Now)
+	if err != nil {
+		log.Info("no call or video signals: only input keeps the user present", "err", err)
+		return nil, "none"
+	}
+	return signalSource{src}, src.Name()
+}
+
+// signalSource hands activity's signals on in the agent's terms.
+type signalSource struct{ activity.SignalSource }
+
+func (s signalSource) Signal() agent.Signal {
+	v := s.SignalSource.Signal()
+	return agent.Signal{Why: v.Why, Since: v.Since, Ended: v.Ended}
 }
 
 // unavailableIdle stands in when no backend works: every read is the error.
