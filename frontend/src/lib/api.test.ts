@@ -107,6 +107,18 @@ describe('windowTransport', () => {
     api.showState(null);
     expect(titles).toEqual(['Lastseen — Active', 'Lastseen — Idle', 'Lastseen — Away', 'Lastseen — Offline', 'Lastseen']);
   });
+  it('says in the title why the user is present', () => {
+    const titles: string[] = [];
+    const api = new Api(
+      windowTransport({ Request: async () => ({ status: 200, body: '' }) }, { EventsOn: () => () => {}, WindowSetTitle: (s) => titles.push(s) }),
+    );
+    api.showState('active', 'input');
+    api.showState('active', 'call');
+    api.showState('active', 'call');
+    api.showState('active', 'media');
+    api.showState('idle', 'media');
+    expect(titles).toEqual(['Lastseen — Active', 'Lastseen — Active · in a call', 'Lastseen — Active · watching', 'Lastseen — Idle']);
+  });
   it('shows no state where there is no window', () => {
     expect(() => new Api(fixed({ status: 200, body: '' })).showState('active')).not.toThrow();
     expect(() => windowTransport({ Request: async () => ({ status: 200, body: '' }) }, undefined).showState?.('idle')).not.toThrow();

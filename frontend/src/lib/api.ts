@@ -6,6 +6,7 @@
 // transport it is.
 
 import { decodeEvent } from './events';
+import { stateLabel } from './format';
 import type {
   Connection,
   DayTotal,
@@ -21,6 +22,7 @@ import type {
   ServiceTest,
   State,
   UserPresence,
+  Why,
 } from './types';
 
 /**
@@ -62,10 +64,11 @@ export interface Transport {
   readonly origin: string;
   /**
    * Shows the user's own state where the host can (the desktop window's
-   * native title, so taskbars and window lists carry it); null when it is
-   * not known. Absent where there is nowhere to show it.
+   * native title, so taskbars and window lists carry it), with why an
+   * active user is present; null when it is not known. Absent where there
+   * is nowhere to show it.
    */
-  showState?(s: State | null): void;
+  showState?(s: State | null, why?: Why): void;
 }
 
 // ---------------------------------------------------------------- browser
@@ -210,11 +213,12 @@ declare global {
   }
 }
 
-const stateLabel: Record<State, string> = { active: 'Active', idle: 'Idle', away: 'Away', offline: 'Offline' };
-
-/** The window's title for the user's own state: "Lastseen — Idle", or plain "Lastseen" when unknown. */
-export function windowTitle(s: State | null): string {
-  return s ? `Lastseen — ${stateLabel[s]}` : 'Lastseen';
+/**
+ * The window's title for the user's own state: "Lastseen — Idle",
+ * "Lastseen — Active · in a call", or plain "Lastseen" when unknown.
+ */
+export function windowTitle(s: State | null, why?: Why): string {
+  return s ? `Lastseen — ${stateLabel(s, why)}` : 'Lastseen';
 }
 
 function isConnection(v: unknown): v is Connection {
@@ -229,8 +233,8 @@ export function windowTransport(bridge: WailsBridge, runtime: WailsRuntime | und
     local: true,
     session: false,
     origin,
-    showState(s) {
-      const next = windowTitle(s);
+    showState(s, why) {
+      const next = windowTitle(s, why);
       if (next === title || !runtime?.WindowSetTitle) return;
       title = next;
       runtime.WindowSetTitle(next);
@@ -330,8 +334,8 @@ export class Api {
   }
 
   /** Shows the user's own state where the host can (see Transport.showState). */
-  showState(s: State | null): void {
-    this.t.showState?.(s);
+  showState(s: State | null, why?: Why): void {
+    this.t.showState?.(s, why);
   }
 
   me = () => this.call<Me>('GET', '/api/v1/me');
@@ -363,7 +367,7 @@ export class Api {
   setMode = (mode: Mode, opts: { for_s?: number; until?: 'tomorrow' } = {}) =>
     this.call<LocalStatus>('PUT', '/local/v1/mode', { mode, ...opts });
   settings = () => this.call<LocalSettings>('GET', '/local/v1/settings');
-  putSettings = (s: Partial<Pick<LocalSettings, 'idle_after_s' | 'interval_s' | 'start_at_login'>>) =>
+  putSettings = (s: Partial<Pick<LocalSettings, 'idle_after_s' | 'interval_s' | 'start_at_login' | 'count_calls_and_media'>>) =>
     this.call<LocalSettings>('PUT', '/local/v1/settings', s);
   testService = (server_url: string, token: string) =>
     this.call<ServiceTest>('POST', '/local/v1/service/test', { server_url, token });

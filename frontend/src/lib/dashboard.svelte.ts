@@ -3,7 +3,7 @@
 // module talks to the API for the shared data.
 
 import { Api, ApiError } from './api';
-import { applyPresence, applySession, feedItem, isNewEvent, pushFeed, type FeedItem } from './live';
+import { applyPresence, applySession, applySpanWhy, feedItem, isNewEvent, pushFeed, userWhy, type FeedItem } from './live';
 import { ranges } from './timeline';
 import type { Connection, LiveEvent, Me, PresenceChange, Session, UserPresence } from './types';
 import { zoneOr } from './zone';
@@ -166,6 +166,14 @@ export class Dashboard {
     } else {
       const [from, to] = this.week;
       const s = ev.session;
+      const owner = ev.handle || this.me?.handle;
+      if (owner) {
+        const users = applySpanWhy(this.users, owner, s, ev.open);
+        if (users !== this.users) {
+          this.users = users;
+          this.#showState();
+        }
+      }
       if (ev.handle && ev.handle !== this.me?.handle) return; // the timeline is ours only
       if (Date.parse(s.end) >= from && Date.parse(s.start) < to) {
         this.sessions = applySession(this.sessions, s);
@@ -210,9 +218,10 @@ export class Dashboard {
     this.#showState();
   }
 
-  /** Hands the user's own state to the host (the window's title). */
+  /** Hands the user's own state, and why they are present, to the host (the window's title). */
   #showState(): void {
-    this.api.showState(this.self?.status ?? null);
+    const self = this.self;
+    this.api.showState(self?.status ?? null, userWhy(self));
   }
 
   #onVisibility = () => {

@@ -102,6 +102,37 @@ describe('Dashboard', () => {
     expect(shown).toEqual(['offline', 'active', 'idle', 'idle']);
   });
 
+  it('hands the host why the user is present, over all their devices', async () => {
+    const two = {
+      users: [
+        {
+          ...snapshot.users[0],
+          status: 'active',
+          devices: [...snapshot.users[0].devices, { id: 2, name: 'desk', os: '', status: 'active', why: 'media', last_seen: '2026-11-25T09:00:00Z' }],
+        },
+      ],
+    };
+    const s = scripted({ '/api/v1/me': ok(me), '/api/v1/presence': ok(two), '/api/v1/sessions': ok({ sessions: [] }) });
+    const shown: string[] = [];
+    const d = new Dashboard(new Api({ ...s.t, showState: (st, why) => shown.push(`${st}/${why ?? ''}`) }));
+    const loading = d.load();
+    await s.release('/api/v1/me');
+    await s.release('/api/v1/presence');
+    await s.release('/api/v1/sessions');
+    await loading;
+    const call = presence('40', 'active');
+    if (call.kind === 'presence') call.presence.why = 'call';
+    s.emit(call);
+    s.emit(presence('41', 'active')); // typing on the laptop: at a keyboard
+    // A call that begins while typing changes no status: the service tells it
+    // by the span that opens.
+    const start = new Date(d.week[0] + 3_600_000).toISOString();
+    s.emit({ id: '42', kind: 'session', at: start, session: { id: 5, device_id: 1, state: 'active', why: 'call', start, end: start, open: true }, open: true, handle: 'ada' });
+    expect(d.self?.devices[0].why).toBe('call');
+    expect(shown).toEqual(['active/media', 'active/call', 'active/input', 'active/call']);
+    expect(d.feed.map((f) => f.text)).toEqual(['laptop: active span started · in a call', 'ada · laptop is active', 'ada · laptop is active · in a call']);
+  });
+
   it('sends a signed-out browser to the sign-in page', async () => {
     const s = scripted({ '/api/v1/me': () => ({ status: 401, body: '{"error":{"code":"unauthorized","message":"sign in"}}' }) });
     const d = new Dashboard(new Api(s.t));

@@ -65,6 +65,30 @@ describe('decodeEvent', () => {
     expect(nullSeen?.kind === 'presence' && nullSeen.presence.last_seen).toBe(null);
   });
 
+  it('keeps why an active device or span is present, and only that', () => {
+    const call = decodeEvent('1', 'presence', '{"handle":"a","device_id":1,"status":"active","why":"call","user_status":"active"}');
+    expect(call?.kind === 'presence' && call.presence.why).toBe('call');
+    const input = decodeEvent('2', 'presence', '{"handle":"a","device_id":1,"status":"active","why":"input"}');
+    expect(input?.kind === 'presence' && input.presence.why).toBe('input');
+    // No reason, an unknown one, or one on a state that has none: plain.
+    for (const data of [
+      '{"handle":"a","device_id":1,"status":"active"}',
+      '{"handle":"a","device_id":1,"status":"active","why":"telepathy"}',
+      '{"handle":"a","device_id":1,"status":"idle","why":"call"}',
+    ]) {
+      const ev = decodeEvent('3', 'presence', data);
+      expect(ev?.kind === 'presence' && ev.presence).not.toHaveProperty('why');
+    }
+    const media = decodeEvent(
+      '',
+      'session',
+      '{"id":8,"device_id":1,"state":"active","why":"media","start":"2026-11-25T09:00:00Z","end":"2026-11-25T09:05:00Z","open":true}',
+    );
+    expect(media?.kind === 'session' && media.session.why).toBe('media');
+    const away = decodeEvent('', 'session', '{"id":9,"device_id":1,"state":"away","why":"media","start":"2026-11-25T09:00:00Z","end":"2026-11-25T09:05:00Z"}');
+    expect(away?.kind === 'session' && away.session).not.toHaveProperty('why');
+  });
+
   it('treats Go zero time as no last_seen', () => {
     const ev = decodeEvent('1', 'presence', JSON.stringify({ presence: { handle: 'a', device_id: 1, status: 'offline', last_seen: '0001-01-01T00:00:00Z' } }));
     expect(ev?.kind === 'presence' && ev.presence.last_seen).toBe(null);

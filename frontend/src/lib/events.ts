@@ -4,8 +4,8 @@
 // event object or its bare payload, and drops anything it cannot read rather
 // than corrupt the view.
 
-import type { LiveEvent, PresenceChange, Session, State } from './types';
-import { STATES } from './types';
+import type { LiveEvent, PresenceChange, Session, State, Why } from './types';
+import { STATES, WHYS } from './types';
 
 type Obj = Record<string, unknown>;
 
@@ -17,19 +17,36 @@ function isState(v: unknown): v is State {
   return typeof v === 'string' && (STATES as readonly string[]).includes(v);
 }
 
+/**
+ * The reason of an active status or span, kept only when it is one this
+ * dashboard knows and the state is active: an unknown reason (a newer
+ * service) reads as plain active rather than dropping the event.
+ */
+export function whyOf(state: State, v: unknown): Why | undefined {
+  return state === 'active' && typeof v === 'string' && (WHYS as readonly string[]).includes(v) ? (v as Why) : undefined;
+}
+
+/** Sets o.why when there is one, so an event without a reason decodes to the same object as before. */
+function withWhy<T extends object>(o: T, why: Why | undefined): T & { why?: Why } {
+  return why ? { ...o, why } : o;
+}
+
 function presenceOf(o: Obj): PresenceChange | null {
   const p = isObj(o.presence) ? o.presence : o;
   if (typeof p.handle !== 'string' || typeof p.device_id !== 'number' || !isState(p.status)) {
     return null;
   }
-  return {
-    handle: p.handle,
-    device_id: p.device_id,
-    device_name: typeof p.device_name === 'string' ? p.device_name : '',
-    status: p.status,
-    user_status: isState(p.user_status) ? p.user_status : p.status,
-    last_seen: typeof p.last_seen === 'string' && !p.last_seen.startsWith('0001-') ? p.last_seen : null,
-  };
+  return withWhy(
+    {
+      handle: p.handle,
+      device_id: p.device_id,
+      device_name: typeof p.device_name === 'string' ? p.device_name : '',
+      status: p.status,
+      user_status: isState(p.user_status) ? p.user_status : p.status,
+      last_seen: typeof p.last_seen === 'string' && !p.last_seen.startsWith('0001-') ? p.last_seen : null,
+    },
+    whyOf(p.status, p.why),
+  );
 }
 
 function sessionOf(o: Obj): { session: Session; open: boolean } | null {
@@ -48,15 +65,18 @@ function sessionOf(o: Obj): { session: Session; open: boolean } | null {
   const end = Date.parse(s.end);
   if (Number.isNaN(start) || Number.isNaN(end)) return null;
   return {
-    session: {
-      id: s.id,
-      device_id: s.device_id,
-      state: s.state,
-      start: s.start,
-      end: s.end,
-      duration_s: Math.max(0, Math.round((end - start) / 1000)),
-      open,
-    },
+    session: withWhy(
+      {
+        id: s.id,
+        device_id: s.device_id,
+        state: s.state,
+        start: s.start,
+        end: s.end,
+        duration_s: Math.max(0, Math.round((end - start) / 1000)),
+        open,
+      },
+      whyOf(s.state, s.why),
+    ),
     open,
   };
 }

@@ -1,5 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { clockTime, formatBytes, formatDuration, formatHours, relativeTime } from './format';
+import { clockTime, formatBytes, formatDuration, formatHours, relativeTime, stateLabel, whyPhrase } from './format';
+import type { State, Why } from './types';
+
+describe('stateLabel', () => {
+  it.each<[State, Why | null | undefined, string]>([
+    ['active', 'call', 'Active · in a call'],
+    ['active', 'media', 'Active · watching'],
+    ['active', 'input', 'Active'],
+    ['active', undefined, 'Active'], // an older service sends no reason: input
+    ['active', null, 'Active'],
+    ['active', 'sneezing' as Why, 'Active'], // a reason this dashboard does not know
+    ['idle', undefined, 'Idle'],
+    ['idle', 'call', 'Idle'], // only active has a reason
+    ['away', 'media', 'Away'],
+    ['offline', undefined, 'Offline'],
+  ])('%s, %s → %s', (state, why, want) => {
+    expect(stateLabel(state, why)).toBe(want);
+  });
+});
+
+describe('whyPhrase', () => {
+  it.each<[State, Why | undefined, string]>([
+    ['active', 'call', 'in a call'],
+    ['active', 'media', 'watching'],
+    ['active', 'input', ''],
+    ['active', undefined, ''],
+    ['away', 'call', ''],
+  ])('%s, %s → %j', (state, why, want) => expect(whyPhrase(state, why)).toBe(want));
+});
 
 describe('formatDuration', () => {
   it.each([

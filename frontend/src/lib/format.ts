@@ -1,5 +1,32 @@
-// Text for durations, relative times and clock times. Pure functions: the
-// clock is always passed in, so tests never depend on when they run.
+// Text for states, durations, relative times and clock times. Pure functions:
+// the clock is always passed in, so tests never depend on when they run.
+
+import type { State, Why } from './types';
+
+const stateNames: Record<State, string> = { active: 'Active', idle: 'Idle', away: 'Away', offline: 'Offline' };
+
+/**
+ * What keeps an active device or person present without input, as a phrase:
+ * "in a call", "watching"; '' for input (the plain case), for no reason, and
+ * for any state but active (only active carries a reason).
+ */
+export function whyPhrase(state: State, why: Why | null | undefined): string {
+  if (state !== 'active') return '';
+  if (why === 'call') return 'in a call';
+  if (why === 'media') return 'watching';
+  return '';
+}
+
+/**
+ * A state as the dashboard shows it: "Active · in a call", "Active · watching",
+ * plain "Active" when present by input (or the reason is unknown), "Idle",
+ * "Away", "Offline".
+ */
+export function stateLabel(state: State, why?: Why | null): string {
+  const name = stateNames[state] ?? String(state);
+  const phrase = whyPhrase(state, why);
+  return phrase ? `${name} · ${phrase}` : name;
+}
 
 /** A duration in seconds as people say it: "45 s", "12 min", "1 h 12 min", "2 d 3 h". */
 export function formatDuration(seconds: number): string {

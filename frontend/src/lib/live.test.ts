@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyPresence, applySession, feedItem, isNewEvent, pushFeed } from './live';
-import type { PresenceChange, Session, UserPresence } from './types';
+import { applyPresence, applySession, applySpanWhy, feedItem, isNewEvent, pushFeed, userWhy } from './live';
+import type { DeviceView, PresenceChange, Session, State, UserPresence, Why } from './types';
 
 const users = (): UserPresence[] => [
   {
@@ -59,6 +59,64 @@ describe('applyPresence', () => {
   });
 });
 
+describe('why a device is present', () => {
+  it('follows the events: set when active, gone when not', () => {
+    let after = applyPresence(users(), change({ why: 'call' }));
+    expect(after[0].devices[1].why).toBe('call');
+    after = applyPresence(after, change({ why: 'media' }));
+    expect(after[0].devices[1].why).toBe('media');
+    after = applyPresence(after, change({})); // active again by input, from a service that omits it
+    expect(after[0].devices[1]).not.toHaveProperty('why');
+    after = applyPresence(applyPresence(after, change({ why: 'call' })), change({ status: 'idle', user_status: 'idle' }));
+    expect(after[0].devices[1]).not.toHaveProperty('why');
+    // A device or user first met through an event keeps its reason too.
+    after = applyPresence(after, change({ handle: 'cy', device_id: 9, device_name: 'pc', why: 'media' }));
+    expect(after[2].devices[0].why).toBe('media');
+  });
+});
+
+describe('applySpanWhy', () => {
+  const active = (): UserPresence[] => applyPresence(users(), change({ device_id: 1, status: 'active' }));
+  const span = (p: Partial<Session>): Session => ({ id: 9, device_id: 1, state: 'active', start: 'x', end: 'x', open: true, ...p });
+  it('takes the reason of a span that opens on an active device', () => {
+    const before = active();
+    const after = applySpanWhy(before, 'ada', span({ why: 'call' }), true);
+    expect(after[0].devices[0].why).toBe('call');
+    expect(before[0].devices[0]).not.toHaveProperty('why'); // not mutated
+    expect(applySpanWhy(after, 'ada', span({}), true)[0].devices[0].why).toBe('input'); // back to typing
+  });
+  it.each<[string, Partial<Session>, boolean, string]>([
+    ['a span that ended', { why: 'call' }, false, 'ada'],
+    ['a span of another state', { state: 'idle', why: 'call' }, true, 'ada'],
+    ['another user', { why: 'call' }, true, 'bob'],
+    ['an unknown device', { device_id: 7, why: 'call' }, true, 'ada'],
+    ['the reason it already has', { why: 'input' }, true, 'ada'],
+  ])('leaves the users alone for %s', (_, p, open, handle) => {
+    const before = active();
+    expect(applySpanWhy(before, handle, span(p), open)).toBe(before);
+  });
+  it('leaves a device that is not active to its presence event', () => {
+    const before = users(); // laptop idle
+    expect(applySpanWhy(before, 'ada', span({ why: 'call' }), true)).toBe(before);
+  });
+});
+
+describe('userWhy', () => {
+  const dev = (status: State, why?: Why): DeviceView => ({ id: 1, name: 'd', os: '', status, last_seen: null, ...(why ? { why } : {}) });
+  it.each<[string, DeviceView[], Why | undefined]>([
+    ['no devices', [], undefined],
+    ['nothing active', [dev('idle'), dev('away')], undefined],
+    ['active without a reason is input', [dev('active')], 'input'],
+    ['a call', [dev('idle'), dev('active', 'call')], 'call'],
+    ['media', [dev('active', 'media')], 'media'],
+    ['a call wins over media', [dev('active', 'media'), dev('active', 'call')], 'call'],
+    ['input anywhere wins: at a keyboard', [dev('active', 'call'), dev('active', 'input')], 'input'],
+  ])('%s', (_, devices, want) => {
+    expect(userWhy({ devices })).toBe(want);
+  });
+  it('knows nobody', () => expect(userWhy(null)).toBeUndefined());
+});
+
 const s = (id: number, start: string, end = start, open = false): Session => ({ id, device_id: 1, state: 'active', start, end, open });
 
 describe('applySession', () => {
@@ -84,6 +142,15 @@ describe('feed', () => {
     expect(feedItem({ id: '5', kind: 'presence', at: 'x', presence: change({}) }, name).text).toBe('ada · desktop is active');
     expect(feedItem({ id: '6', kind: 'session', at: 'x', session: s(1, 'x'), open: true }, name).text).toBe('laptop: active span started');
     expect(feedItem({ id: '7', kind: 'session', at: 'x', session: s(1, 'x'), open: false }, name).text).toBe('laptop: active span ended');
+  });
+  it('says why an active device is present', () => {
+    const call = feedItem({ id: '8', kind: 'presence', at: 'x', presence: change({ why: 'call' }) }, name);
+    expect(call).toMatchObject({ text: 'ada · desktop is active · in a call', why: 'call' });
+    const input = feedItem({ id: '9', kind: 'presence', at: 'x', presence: change({ why: 'input' }) }, name);
+    expect(input.text).toBe('ada · desktop is active');
+    expect(input).not.toHaveProperty('why');
+    const media = feedItem({ id: '10', kind: 'session', at: 'x', session: { ...s(1, 'x'), why: 'media' }, open: true }, name);
+    expect(media).toMatchObject({ text: 'laptop: active span started · watching', why: 'media' });
   });
   it('drops replays and keeps the newest max', () => {
     let feed = pushFeed([], { id: '1', at: '', kind: 'presence', state: 'active', text: 'a' });

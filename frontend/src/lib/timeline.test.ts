@@ -100,6 +100,30 @@ describe('layoutTimeline', () => {
     expect(lanes[3].segments[0].key).toBe('l7');
   });
 
+  it('tells and marks why an active span was present', () => {
+    const [lane] = layoutTimeline({
+      ...day,
+      now: T('2026-11-25T12:00:00Z'),
+      tz: 'UTC',
+      devices: [{ id: 1, name: 'laptop', status: 'offline' }],
+      sessions: [
+        { ...span(1, 1, 'active', '2026-11-25T08:00:00Z', '2026-11-25T09:00:00Z'), why: 'input' },
+        { ...span(2, 1, 'active', '2026-11-25T09:00:00Z', '2026-11-25T10:00:00Z'), why: 'call' },
+        { ...span(3, 1, 'active', '2026-11-25T10:00:00Z', '2026-11-25T10:30:00Z'), why: 'media' },
+        { ...span(4, 1, 'idle', '2026-11-25T10:30:00Z', '2026-11-25T11:00:00Z'), why: 'call' }, // not active: no reason
+        span(5, 1, 'active', '2026-11-25T11:00:00Z', '2026-11-25T11:30:00Z'),
+      ],
+    });
+    expect(lane.segments.map((g) => g.why)).toEqual([undefined, 'call', 'media', undefined, undefined]);
+    expect(lane.segments.map((g) => g.label)).toEqual([
+      'active: Wed 25 Nov, 08:00 – 09:00, 1 h',
+      'active · in a call: Wed 25 Nov, 09:00 – 10:00, 1 h',
+      'active · watching: Wed 25 Nov, 10:00 – 10:30, 30 min',
+      'idle: Wed 25 Nov, 10:30 – 11:00, 30 min',
+      'active: Wed 25 Nov, 11:00 – 11:30, 30 min',
+    ]);
+  });
+
   it('draws an open span to now while its device is still in that state', () => {
     const now = T('2026-11-25T12:00:00Z');
     const s = span(1, 1, 'active', '2026-11-25T10:00:00Z', '2026-11-25T11:59:30Z', true);

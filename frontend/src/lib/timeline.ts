@@ -2,13 +2,15 @@
 // left as visible gaps. Pure: positions are fractions of the range, so the
 // view only multiplies by 100%.
 
-import type { DeviceView, Session, State } from './types';
-import { clockTime, dateTime, formatDuration } from './format';
+import type { DeviceView, Session, State, Why } from './types';
+import { clockTime, dateTime, formatDuration, whyPhrase } from './format';
 import { addDays, civilDate, type CivilDate, startOfDay, weekday } from './zone';
 
 export interface Segment {
   key: string;
   state: State;
+  /** What kept an active span present, when not input: drawn apart and told in the label. */
+  why?: Exclude<Why, 'input'>;
   /** The span's own times (ms), unclipped: what the tooltip tells. */
   start: number;
   end: number;
@@ -58,10 +60,12 @@ export function visibleEnd(s: Session, deviceStatus: State | undefined, now: num
   return end;
 }
 
-function spanLabel(state: State, start: number, end: number, open: boolean, tz: string, local: boolean): string {
+/** "active · in a call: Wed 25 Nov, 14:05 – now, 12 min so far"; an input span is plain "active: …". */
+function spanLabel(state: State, why: Why | undefined, start: number, end: number, open: boolean, tz: string, local: boolean): string {
   const range = `${dateTime(start, tz)} – ${open ? 'now' : clockTime(end, tz)}`;
   const dur = formatDuration((end - start) / 1000);
-  return `${state}${local ? ' (local)' : ''}: ${range}, ${dur}${open ? ' so far' : ''}`;
+  const phrase = whyPhrase(state, why);
+  return `${state}${phrase ? ` · ${phrase}` : ''}${local ? ' (local)' : ''}: ${range}, ${dur}${open ? ' so far' : ''}`;
 }
 
 function laneOf(
@@ -86,7 +90,7 @@ function laneOf(
     const b = Math.min(end, inp.to);
     if (b < a || end <= inp.from || start >= inp.to) continue;
     const open = !!s.open && end >= inp.now;
-    segs.push({
+    const seg: Segment = {
       key: `${local ? 'l' : 's'}${s.id}`,
       state: s.state,
       start,
@@ -95,8 +99,10 @@ function laneOf(
       width: (b - a) / span,
       open,
       local,
-      label: spanLabel(s.state, start, end, open, inp.tz, local),
-    });
+      label: spanLabel(s.state, s.why, start, end, open, inp.tz, local),
+    };
+    if (s.state === 'active' && (s.why === 'call' || s.why === 'media')) seg.why = s.why;
+    segs.push(seg);
   }
   // Gaps: the stretches up to now that no span covers.
   const gaps: Gap[] = [];

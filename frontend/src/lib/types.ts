@@ -5,6 +5,16 @@ export type State = 'active' | 'idle' | 'away' | 'offline';
 
 export const STATES: readonly State[] = ['active', 'idle', 'away', 'offline'];
 
+/**
+ * What makes an active device count as present: keyboard or pointer input, a
+ * call (the microphone in use) or media (an application keeping the screen
+ * awake, such as a video). The API sends it for active devices and spans only;
+ * absent means input.
+ */
+export type Why = 'input' | 'call' | 'media';
+
+export const WHYS: readonly Why[] = ['input', 'call', 'media'];
+
 export interface Me {
   handle: string;
   name: string;
@@ -17,6 +27,8 @@ export interface DeviceView {
   name: string;
   os: string;
   status: State;
+  /** Active devices only. */
+  why?: Why;
   last_seen: string | null;
 }
 
@@ -32,6 +44,8 @@ export interface Session {
   id: number;
   device_id: number;
   state: State;
+  /** Active spans only. */
+  why?: Why;
   start: string;
   end: string;
   duration_s?: number;
@@ -57,6 +71,8 @@ export interface PresenceChange {
   device_id: number;
   device_name: string;
   status: State;
+  /** When the new status is active. */
+  why?: Why;
   user_status: State;
   last_seen: string | null;
 }
@@ -77,6 +93,8 @@ export interface LocalStatus {
   mode_until: string | null;
   state: State;
   sent_state: State;
+  /** Why the user counts as present when state is active; '' otherwise. */
+  why?: Why | '';
   idle_s: number;
   activity_backend: string;
   service: {
@@ -97,6 +115,11 @@ export interface LocalSettings {
   idle_after_s: number;
   interval_s: number;
   start_at_login: boolean;
+  /**
+   * Whether a call (the microphone in use) or media keeping the screen awake
+   * keeps the user active. Absent from an agent that predates the setting.
+   */
+  count_calls_and_media?: boolean;
 }
 
 export interface ServiceTest {
@@ -115,6 +138,10 @@ export interface Quarantined {
 
 export interface Diagnostics {
   activity_backend: string;
+  /** The idle backends in the order they are tried; activity_backend is the one in use. */
+  idle_order?: string[];
+  /** What tells of calls and media (e.g. "gnome-session-inhibitor + alsa-capture"); "none" when nothing does. */
+  signal_backend?: string;
   lock_backend: string;
   outbox_depth: number;
   outbox_dropped: number;
