@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -205,25 +206,39 @@ func TestBridgeFollowsRestartedAgent(t *testing.T) {
 	})
 }
 
+// roundTripFunc answers requests in memory, so a test in a synctest bubble
+// has no network I/O that would keep its goroutines from blocking.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestBridgeWaitsForStartup(t *testing.T) {
-	dir := t.TempDir()
-	srv := fakeLocalAPI(t, "s")
-	writeAgentJSON(t, dir, AgentInfo{URL: srv.URL, Secret: "s"})
-	b := testBridge(t, dir)
-	ready := make(chan struct{})
-	b.ready = ready
-	done := make(chan Response)
-	go func() {
-		resp, _ := b.Request("GET", "/local/v1/status", "")
-		done <- resp
-	}()
-	select {
-	case <-done:
-		t.Fatal("Request ran before startup finished")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(ready)
-	if resp := <-done; resp.Status != 200 {
-		t.Errorf("after startup: %+v", resp)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		writeAgentJSON(t, dir, AgentInfo{URL: "http://127.0.0.1:1", Secret: "s"})
+		b := testBridge(t, dir)
+		var calls atomic.Int32
+		b.client = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			calls.Add(1)
+			return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(`{}`)), Request: r}, nil
+		})}
+		ready := make(chan struct{})
+		b.ready = ready
+		done := make(chan Response, 1)
+		go func() {
+			resp, _ := b.Request("GET", "/local/v1/status", "")
+			done <- resp
+		}()
+		// Every goroutine of the bubble is now blocked for good: a Request
+		// that did not wait for startup has already called the agent.
+		synctest.Wait()
+		if n := calls.Load(); n != 0 || len(done) != 0 {
+			t.Fatalf("Request ran before startup finished (%d calls to the agent)", n)
+		}
+		close(ready)
+		if resp := <-done; resp.Status != 200 || calls.Load() != 1 {
+			t.Errorf("after startup: %+v, %d calls", resp, calls.Load())
+		}
+	})
 }

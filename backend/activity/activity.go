@@ -213,6 +213,16 @@ func DetectWatcher(ctx context.Context, logger *slog.Logger) (Watcher, error) {
 	return Config{Logger: logger}.DetectWatcher(ctx)
 }
 
+// IdleOrder names the idle backends DetectIdle tries on this session, in
+// the order it tries them (for Diagnostics: which were passed over).
+func (c Config) IdleOrder() []string {
+	var names []string
+	for _, cand := range idleCandidates(c.withDefaults()) {
+		names = append(names, cand.name)
+	}
+	return names
+}
+
 // DetectIdle is Detect with this configuration.
 func (c Config) DetectIdle(ctx context.Context) (IdleSource, error) {
 	c = c.withDefaults()

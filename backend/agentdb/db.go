@@ -108,7 +108,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// connection makes every statement see every commit without any busy
 	// handling. sqlitedb keeps the file (which holds the device token)
 	// readable by its owner only.
-	db, err := sqlitedb.Open(path, sqlitedb.Options{})
+	db, err := sqlitedb.Open(path, sqlitedb.Options{Synchronous: sqlitedb.SyncFull})
 	if err != nil {
 		return nil, fmt.Errorf("open agent db: %w", err)
 	}

@@ -34,8 +34,8 @@ func (db *DB) recordHistory(ctx context.Context, tx *sql.Tx, b presence.Beat) (f
 		sp := c.Span
 		var err error
 		if c.New {
-			_, err = tx.ExecContext(ctx, `INSERT INTO history (id, state, start_ns, end_ns, closed) VALUES (?, ?, ?, ?, ?)`,
-				sp.ID, string(sp.State), toNS(sp.Start), toNS(sp.End), sp.Closed)
+			_, err = tx.ExecContext(ctx, `INSERT INTO history (id, state, why, start_ns, end_ns, closed) VALUES (?, ?, ?, ?, ?, ?)`,
+				sp.ID, string(sp.State), string(sp.Why), toNS(sp.Start), toNS(sp.End), sp.Closed)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE history SET end_ns = ?, closed = ? WHERE id = ?`,
 				toNS(sp.End), sp.Closed, sp.ID)
@@ -70,14 +70,15 @@ func (db *DB) loadHistory() error {
 		state      string
 		start, end int64
 	)
-	err := db.db.QueryRow(`SELECT id, state, start_ns, end_ns FROM history
-		WHERE closed = 0 ORDER BY id DESC LIMIT 1`).Scan(&s.ID, &state, &start, &end)
+	var why string
+	err := db.db.QueryRow(`SELECT id, state, why, start_ns, end_ns FROM history
+		WHERE closed = 0 ORDER BY id DESC LIMIT 1`).Scan(&s.ID, &state, &why, &start, &end)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("read history tail: %w", err)
 	default:
-		s.State, s.Start, s.End = presence.State(state), fromNS(start), fromNS(end)
+		s.State, s.Why, s.Start, s.End = presence.State(state), presence.Why(why).Of(presence.State(state)), fromNS(start), fromNS(end)
 		db.hist.Tail = &s
 		db.hist.Presence.State = s.State
 	}
@@ -91,7 +92,7 @@ func (db *DB) History(ctx context.Context, from, to time.Time) ([]presence.Span,
 	if to.Before(from) {
 		return nil, presence.Errorf(presence.EINVALID, "history range ends before it starts")
 	}
-	rows, err := db.db.QueryContext(ctx, `SELECT id, state, start_ns, end_ns, closed FROM history
+	rows, err := db.db.QueryContext(ctx, `SELECT id, state, why, start_ns, end_ns, closed FROM history
 		WHERE start_ns < ? AND end_ns >= ? ORDER BY start_ns, id`, toNS(to), toNS(from))
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
@@ -101,13 +102,13 @@ func (db *DB) History(ctx context.Context, from, to time.Time) ([]presence.Span,
 	for rows.Next() {
 		var (
 			s          presence.Span
-			state      string
+			state, why string
 			start, end int64
 		)
-		if err := rows.Scan(&s.ID, &state, &start, &end, &s.Closed); err != nil {
+		if err := rows.Scan(&s.ID, &state, &why, &start, &end, &s.Closed); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}
-		s.State, s.Start, s.End = presence.State(state), fromNS(start), fromNS(end)
+		s.State, s.Why, s.Start, s.End = presence.State(state), presence.Why(why).Of(presence.State(state)), fromNS(start), fromNS(end)
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {

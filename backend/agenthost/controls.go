@@ -196,7 +196,7 @@ func (c *controls) Diagnostics(ctx context.Context) (localapi.Diagnostics, error
 		return localapi.Diagnostics{}, err
 	}
 	out := localapi.Diagnostics{
-		ActivityBackend: h.cfg.IdleName, LockBackend: h.cfg.LockName, SignalBackend: h.signalName(),
+		ActivityBackend: h.cfg.IdleName, IdleOrder: h.cfg.IdleOrder, LockBackend: h.cfg.LockName, SignalBackend: h.signalName(),
 		OutboxDepth: d.OutboxDepth, OutboxDropped: d.OutboxDropped,
 		LastSync: timePtr(d.LastSync), LastError: d.LastError,
 		Version: h.cfg.Version, DataDir: h.cfg.DataDir, UptimeS: int64(time.Since(h.started) / time.Second),

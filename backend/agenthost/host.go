@@ -60,6 +60,8 @@ type Config struct {
 	// backend for the status and diagnostics.
 	Idle     agent.IdleReader
 	IdleName string
+	// IdleOrder names the idle backends tried, in order (Diagnostics).
+	IdleOrder []string
 	// Events carries lock, sleep and wake changes (optional); LockName
 	// names their backends ("none" without).
 	Events   <-chan agent.OSEvent

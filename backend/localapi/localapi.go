@@ -111,19 +111,22 @@ type ServiceCheck struct {
 
 // Diagnostics is GET /local/v1/diagnostics.
 type Diagnostics struct {
-	ActivityBackend string           `json:"activity_backend"`
-	LockBackend     string           `json:"lock_backend"`
-	SignalBackend   string           `json:"signal_backend"` // calls and media; "none" without
-	OutboxDepth     int64            `json:"outbox_depth"`
-	OutboxDropped   int64            `json:"outbox_dropped"`
-	Quarantine      []QuarantineItem `json:"quarantine"`
-	LastSync        *time.Time       `json:"last_sync"`
-	LastError       string           `json:"last_error"`
-	CPUPercent      float64          `json:"cpu_percent"`
-	RSSBytes        uint64           `json:"rss_bytes"`
-	Version         string           `json:"version"`
-	DataDir         string           `json:"data_dir"`
-	UptimeS         int64            `json:"uptime_s"`
+	ActivityBackend string `json:"activity_backend"`
+	// IdleOrder names the idle backends the agent tries, in order; those
+	// before ActivityBackend were unavailable.
+	IdleOrder     []string         `json:"idle_order,omitempty"`
+	LockBackend   string           `json:"lock_backend"`
+	SignalBackend string           `json:"signal_backend"` // calls and media; "none" without
+	OutboxDepth   int64            `json:"outbox_depth"`
+	OutboxDropped int64            `json:"outbox_dropped"`
+	Quarantine    []QuarantineItem `json:"quarantine"`
+	LastSync      *time.Time       `json:"last_sync"`
+	LastError     string           `json:"last_error"`
+	CPUPercent    float64          `json:"cpu_percent"`
+	RSSBytes      uint64           `json:"rss_bytes"`
+	Version       string           `json:"version"`
+	DataDir       string           `json:"data_dir"`
+	UptimeS       int64            `json:"uptime_s"`
 }
 
 // QuarantineItem is a beat the service refused, kept with its reason.

@@ -35,7 +35,11 @@ func StartXvfb(t testing.TB) string {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", XvfbScreen)
+	// -noreset: by default an X server starts over when its last client
+	// leaves, and a connection arriving meanwhile is reset; the readiness
+	// probe below, a test's first client or an xdotool run may each be
+	// that last client.
+	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-noreset", "-screen", "0", XvfbScreen)
 	cmd.ExtraFiles = []*os.File{w}
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr

@@ -232,7 +232,7 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 	}
 	defer lock.release()
 
-	idle, idleName := detectIdle(ctx, log)
+	idle, idleName, idleOrder := detectIdle(ctx, log)
 	defer idle.Close()
 	events, lockName, closeWatcher := watchSession(ctx, log)
 	defer closeWatcher()
@@ -247,7 +247,7 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 	h, err := agenthost.Open(ctx, agenthost.Config{
 		DataDir: f.DataDir, Server: f.Server, Token: f.Token,
 		IdleAfter: f.IdleAfter, Interval: f.Interval, CountCallsAndMedia: f.CountCallsAndMedia,
-		Idle: idle, IdleName: idleName, Events: events, LockName: lockName,
+		Idle: idle, IdleName: idleName, IdleOrder: idleOrder, Events: events, LockName: lockName,
 		Signals: signals, SignalName: signalName,
 		Login: autostart.Item{}, LoginArgs: loginArgs,
 		Version: version, Logger: log,
@@ -280,13 +280,14 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 
 // detectIdle picks the idle-time backend that works here. With none, the
 // agent runs with a reader that reports why, so the state is never guessed.
-func detectIdle(ctx context.Context, log *slog.Logger) (activity.IdleSource, string) {
-	idle, err := activity.Config{Logger: log}.DetectIdle(ctx)
+func detectIdle(ctx context.Context, log *slog.Logger) (idle activity.IdleSource, name string, order []string) {
+	c := activity.Config{Logger: log}
+	idle, err := c.DetectIdle(ctx)
 	if err != nil {
 		log.Warn("no idle-time source: presence cannot follow activity", "err", err)
 		idle = unavailableIdle{err: err}
 	}
-	return idle, idle.Name()
+	return idle, idle.Name(), c.IdleOrder()
 }
 
 // watchSession picks the lock and sleep backends that work here and hands

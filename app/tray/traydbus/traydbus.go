@@ -222,25 +222,6 @@ func (m watcherMethods) RegisterStatusNotifierHost(service string) *dbus.Error {
 // ItemName is the well-known name fyne's systray takes for process pid.
 func ItemName(pid int) string { return fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", pid) }
 
-// WaitName waits until name has an owner on the bus: a tray that runs
-// without a watcher can still be found by its well-known name.
-func WaitName(ctx context.Context, conn *dbus.Conn, name string) error {
-	for {
-		var has bool
-		if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has); err != nil {
-			return fmt.Errorf("wait for %s: %w", name, err)
-		}
-		if has {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w", name, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // ItemTooltip reads the item's tooltip title.
 func ItemTooltip(ctx context.Context, conn *dbus.Conn, dest string) (string, error) {
 	var v dbus.Variant
