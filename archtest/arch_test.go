@@ -53,6 +53,7 @@ var shared = map[string]string{
 	"backend/sqlitedb":    "the one SQLite open-and-migrate the service store and the agent's database share",
 	"backend/apierror":    "the one error envelope the service's API, the local API and their clients speak",
 	"backend/ssestream":   "the one Server-Sent Events reader the Go client, the window and the load tool share",
+	"backend/importer":    "parsing of export files (ours, ActivityWatch's) into spans: stdlib and the domain only",
 	"frontend":            "the built dashboard, embedded by the window and by lastseend",
 }
 

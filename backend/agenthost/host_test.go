@@ -19,6 +19,7 @@ import (
 	"github.com/lastseen/lastseen/backend/localapi"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlite"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 // unreadableIdle is an idle reader that never can: the agent then says
@@ -315,11 +316,5 @@ func remoteService(t *testing.T) (*httptest.Server, string) {
 // to prove that something did not.
 func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitUntil(t, what, limit, ok)
 }

@@ -46,6 +46,27 @@ type Store interface {
 	// Spans lists a user's spans overlapping [q.From, q.To), oldest first.
 	Spans(ctx context.Context, q SpanQuery) ([]Span, error)
 
+	// Portable history: spans brought in from an export, old spans let go.
+	//
+	// ImportSpans adds closed history to a device, oldest first, and never
+	// touches its open tail. A span is skipped (counted, not written) when
+	// it overlaps a span the device already has or one added before it in
+	// the same call (overlap: each starts before the other ends, or both
+	// are the same instant), when the device has an open tail and the span
+	// ends after the tail began, or when it ends after the store's clock.
+	// So importing the same spans twice adds nothing the second time. Spans
+	// of offline or unknown states, or ending before they start, refuse the
+	// whole call (EINVALID); an unknown or revoked device is ENOTFOUND. The
+	// spans may be written in several transactions: after a failure, the
+	// same call again adds exactly what is missing.
+	ImportSpans(ctx context.Context, deviceID int64, spans []Span) (added, skipped int, err error)
+	// PruneSpans deletes every span that ended before before, except a
+	// device's tail span, and returns how many it deleted.
+	PruneSpans(ctx context.Context, before time.Time) (int, error)
+	// HistoryStart is the start of the user's earliest span, zero when
+	// they have none: where a walk through their history by time begins.
+	HistoryStart(ctx context.Context, userID int64) (time.Time, error)
+
 	// Pulse is the cadence the store judges TTLs and span joins by.
 	Pulse() Pulse
 

@@ -26,10 +26,21 @@ const (
 	// process's write lock (the command line adding a user, a second agent
 	// losing the single-instance race, a backup tool) before failing.
 	DefaultBusyTimeout = 5 * time.Second
-	// DefaultSynchronous is NORMAL: in WAL mode a commit survives a crash of
-	// the process (kill -9) once COMMIT returns; only a power loss may drop
-	// the last transactions, and it never corrupts the file.
-	DefaultSynchronous = "NORMAL"
+	// DefaultSynchronous is SyncFull: what a store acknowledges must be on
+	// the disk, not in the page cache.
+	DefaultSynchronous = SyncFull
+)
+
+// The synchronous levels a store chooses between (PRAGMA synchronous).
+const (
+	// SyncFull fsyncs the WAL at every commit: once COMMIT returns, the
+	// transaction survives a power cut as well as kill -9.
+	SyncFull = "FULL"
+	// SyncNormal fsyncs only at checkpoints: a commit survives a crash of
+	// the process (kill -9) once COMMIT returns, but a power loss may drop
+	// the last transactions (never corrupting the file). Cheaper per
+	// commit, for data that can be sent again.
+	SyncNormal = "NORMAL"
 )
 
 // Options say which kind of handle Open returns. The zero value is the
@@ -130,17 +141,21 @@ func dsn(path string, o Options) string {
 	return "file:" + esc + "?" + strings.Join(params, "&")
 }
 
-// makePrivate creates the directory (0700) and the file (0600) if missing,
-// and sets an existing file, -wal or -shm that others may read to 0600.
+// makePrivate creates the file (0600) if missing, and sets an existing
+// file, -wal or -shm that others may read to 0600. It never opens an
+// existing database: closing any descriptor of a file drops every POSIX
+// lock this process holds on it, SQLite's included, so a second Open in
+// the same process (the read pool beside the writer) would silently unlock
+// the first. A missing directory is an error, not created: a mistyped
+// --db must not become a new, empty database somewhere.
 func makePrivate(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrExist):
 		return err
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {

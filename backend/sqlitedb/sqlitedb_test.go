@@ -3,7 +3,10 @@ package sqlitedb
 import (
 	"database/sql"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -39,6 +42,9 @@ func TestOddPathsNameTheirFile(t *testing.T) {
 	for _, name := range []string{"plain.db", "with space.db", "what?.db", "hash#tag.db", "pct%20.db", "all of ?#%3f &x=1.db"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "dir ?#%")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
 			path := filepath.Join(dir, name)
 			w := openT(t, path, Options{})
 			if _, err := w.Exec(`CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('kept')`); err != nil {
@@ -70,7 +76,7 @@ func TestPragmas(t *testing.T) {
 	w := openT(t, path, Options{})
 	for name, want := range map[string]string{
 		"journal_mode": "wal",
-		"synchronous":  "1", // NORMAL
+		"synchronous":  "2", // FULL, the default
 		"foreign_keys": "1",
 		"busy_timeout": "5000",
 		"query_only":   "0",
@@ -83,9 +89,9 @@ func TestPragmas(t *testing.T) {
 		t.Errorf("writer allows %d connections, want 1", got)
 	}
 
-	r := openT(t, path, Options{Readers: 3, Synchronous: "full", BusyTimeout: time.Second})
+	r := openT(t, path, Options{Readers: 3, Synchronous: "normal", BusyTimeout: time.Second})
 	for name, want := range map[string]string{
-		"synchronous":  "2", // FULL
+		"synchronous":  "1", // NORMAL, as asked
 		"foreign_keys": "1",
 		"busy_timeout": "1000",
 		"query_only":   "1",
@@ -135,8 +141,7 @@ func TestFilesAreOwnerOnly(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Windows has no Unix permission bits")
 	}
-	dir := filepath.Join(t.TempDir(), "new", "data")
-	path := filepath.Join(dir, "x.db")
+	path := filepath.Join(t.TempDir(), "x.db")
 	w := openT(t, path, Options{})
 	if _, err := w.Exec(`CREATE TABLE t (v); INSERT INTO t VALUES (1)`); err != nil {
 		t.Fatal(err)
@@ -147,10 +152,78 @@ func TestFilesAreOwnerOnly(t *testing.T) {
 			t.Errorf("%s: mode %v, want 0600", filepath.Base(p), got)
 		}
 	}
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if got := perm(t, d); got != 0o700 {
-			t.Errorf("created directory %s: mode %v, want 0700", d, got)
+}
+
+// A mistyped --db must not become a new, empty database in a new folder.
+func TestMissingDirectoryIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "x.db")
+	if db, err := Open(path, Options{}); err == nil {
+		db.Close()
+		t.Fatal("Open in a missing directory succeeded")
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the missing directory was created: %v", err)
+	}
+}
+
+// childEnv makes the test binary a second process that opens the database
+// named by its value, writes once and closes: an admin command beside a
+// running service.
+const childEnv = "SQLITEDB_TEST_CHILD_DB"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEnv); path != "" {
+		db, err := Open(path, Options{})
+		if err == nil {
+			_, err = db.Exec(`INSERT INTO t VALUES (-1)`)
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
 		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// A read pool opened beside the writer must leave the writer's locks alone:
+// closing any descriptor of the database drops every POSIX lock the
+// process holds on it. Once that happened, the next process to close the
+// database (an admin command) believed itself the last one, checkpointed
+// and deleted the WAL under the running service, whose reads then failed
+// with "disk I/O error". Here a writer and its read pool stay open while
+// another process opens, writes and closes; the pool still reads, and the
+// WAL is still there.
+func TestPoolsBesideAWriterKeepItsLocks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("POSIX advisory locks")
+	}
+	path := filepath.Join(t.TempDir(), "busy.db")
+	w := openT(t, path, Options{})
+	if _, err := w.Exec(`CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, path, Options{Readers: 2})
+	var n int
+	if err := r.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childEnv+"="+path)
+	if out, err := child.CombinedOutput(); err != nil {
+		t.Fatalf("second process: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Errorf("the WAL is gone after another process closed the database: %v", err)
+	}
+	if _, err := w.Exec(`INSERT INTO t VALUES (2)`); err != nil {
+		t.Errorf("writer after another process closed: %v", err)
+	}
+	if err := r.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("pool after another process closed: %d rows, %v; want 3", n, err)
 	}
 }
 

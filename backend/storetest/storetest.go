@@ -74,6 +74,8 @@ func Run(t *testing.T, opener Opener) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, opener) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, opener) })
 	t.Run("MatchesFold", func(t *testing.T) { testMatchesFold(t, opener) })
+	t.Run("WhyEvents", func(t *testing.T) { testWhyEvents(t, opener) })
+	t.Run("Portable", func(t *testing.T) { testPortable(t, opener) })
 }
 
 // Clock is a settable clock for Options.Now.

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,56 +25,8 @@ import (
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/localapi"
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
-
-// need finds a tool or skips; with LASTSEEN_REQUIRE_DESKTOP=1 (CI) a missing
-// tool fails the test instead, so the end-to-end run cannot silently vanish.
-func need(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not installed (Debian package %s; `make test` installs it)", tool, pkg)
-	if os.Getenv("LASTSEEN_REQUIRE_DESKTOP") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// buildBinary builds a main package of this module into dir.
-func buildBinary(t *testing.T, dir, pkg, name string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-func startXvfb(t *testing.T) string {
-	bin := need(t, "Xvfb", "xvfb")
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "1024x768x24")
-	cmd.ExtraFiles = []*os.File{w}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(r).ReadString('\n')
-	r.Close()
-	if err != nil {
-		t.Fatalf("Xvfb did not report its display: %v", err)
-	}
-	return ":" + strings.TrimSpace(line)
-}
 
 func freePort(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,6 +51,7 @@ func (s *service) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin, "serve", "--addr", s.addr, "--db", s.db, "--log-level", "warn")
 	s.cmd.Stderr = os.Stderr
+	testutil.DieWithTest(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -134,9 +86,9 @@ func TestAgentEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs binaries")
 	}
-	xdotool := need(t, "xdotool", "xdotool")
-	need(t, "dbus-daemon", "dbus")
-	display := startXvfb(t)
+	xdotool := testutil.Tool(t, "xdotool", testutil.RequireDesktop)
+	testutil.Tool(t, "dbus-daemon", testutil.RequireDesktop)
+	display := testutil.StartXvfb(t)
 	busDir, err := os.MkdirTemp("", "lsbus")
 	if err != nil {
 		t.Fatal(err)
@@ -160,8 +112,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	defer watcher.Close()
 
 	dir := t.TempDir()
-	svc := &service{t: t, bin: buildBinary(t, dir, "./backend/cmd/lastseend", "lastseend"), addr: freePort(t), db: filepath.Join(dir, "svc.db")}
-	agentBin := buildBinary(t, dir, "./app/cmd/lastseen-agent", "lastseen-agent")
+	svc := &service{t: t, bin: testutil.BuildBinary(t, "./backend/cmd/lastseend"), addr: freePort(t), db: filepath.Join(dir, "svc.db")}
+	agentBin := testutil.BuildBinary(t, "./app/cmd/lastseen-agent")
 	svc.admin("user", "add", "ada", "--name", "Ada")
 	svc.admin("user", "add", "grace") // another user on the server must not matter
 	devToken := svc.admin("device", "add", "ada", "laptop")
@@ -196,6 +148,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	// TZ: the agent's "today" and the service's daily stats cut the same day.
 	agent.Env = append(os.Environ(), append(xenv, bus.Env(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "TZ=UTC")...)
 	agent.Stdout, agent.Stderr = agentLog, agentLog
+	testutil.DieWithTest(agent)
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,10 +262,19 @@ func TestAgentEndToEnd(t *testing.T) {
 			}
 		}()
 		defer func() { close(stopMoving); <-moved }()
-		time.Sleep(2 * time.Second)
+		local := localAPI(t, filepath.Join(dir, "agent"))
+		time.Sleep(2 * time.Second) // input before the outage, so the span starts before it
 		killedAt := time.Now()
 		svc.kill()
-		time.Sleep(25 * time.Second) // beats every 10 s queue in the outbox
+		// Down long enough for beats (every 10 s) to queue in the outbox and
+		// for the service's TTL to pass: wait for the queue, not a clock.
+		waitFor(t, 60*time.Second, "two beats queued in the outbox while the service is down", func() bool {
+			var d struct {
+				OutboxDepth int64 `json:"outbox_depth"`
+			}
+			local.get(t, "/local/v1/diagnostics", &d)
+			return d.OutboxDepth >= 2
+		})
 		svc.start()
 		restartedAt := time.Now()
 		// The backlog replays; the open span must reach past the restart
@@ -348,13 +310,16 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 		took := waitState(5*time.Second, presence.Offline)
 		t.Logf("invisible reached the service in %s", took.Round(time.Millisecond))
-		root, err := menu.Layout(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n, ok := root.Find("Invisible"); !ok || !n.Checked {
-			t.Fatalf("Invisible is not checked in the menu:\n%s", root)
-		}
+		// The service hears the beat before the tray redraws: wait for the
+		// menu to show the mode, do not read it once.
+		waitFor(t, 5*time.Second, "Invisible checked in the tray menu", func() bool {
+			root, err := menu.Layout(ctx)
+			if err != nil {
+				return false
+			}
+			n, ok := root.Find("Invisible")
+			return ok && n.Checked
+		})
 		if err := menu.Click(ctx, "Automatic"); err != nil {
 			t.Fatal(err)
 		}
@@ -480,13 +445,5 @@ func (l localClient) get(t *testing.T, path string, out any) {
 // waitFor polls ok until it holds and says how long that took.
 func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < limit {
-		if ok() {
-			return time.Since(start)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", limit, what)
-	return 0
+	return testutil.WaitUntil(t, what, limit, ok)
 }

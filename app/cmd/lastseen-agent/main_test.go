@@ -3,12 +3,22 @@ package main
 import (
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lastseen/lastseen/internal/testutil"
 )
+
+// The end-to-end test builds the binaries once for the whole process.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveBuilt()
+	os.Exit(code)
+}
 
 func TestParseFlags(t *testing.T) {
 	noEnv := func(string) string { return "" }
