@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ const (
 	// readAccess admits user tokens and device tokens acting for their user:
 	// the desktop agent proxies the dashboard's reads with its device token.
 	readAccess access = iota
-	// userAccess admits user tokens only (managing devices).
+	// userAccess admits user tokens only (changing the user, managing devices).
 	userAccess
 	// deviceAccess admits device tokens only (posting heartbeats).
 	deviceAccess
@@ -50,7 +51,7 @@ func (s *Server) authed(a access, h func(http.ResponseWriter, *http.Request, cal
 	return func(w http.ResponseWriter, r *http.Request) error {
 		c, err := s.authenticate(r)
 		if err != nil {
-			return err
+			return s.authFailed(r, err)
 		}
 		rate := s.cfg.UserRate
 		if c.Kind == presence.DeviceToken {
@@ -64,7 +65,7 @@ func (s *Server) authed(a access, h func(http.ResponseWriter, *http.Request, cal
 		}
 		switch {
 		case a == userAccess && c.Kind != presence.UserToken:
-			return presence.Errorf(presence.EFORBIDDEN, "this needs a user token; a device token may only post heartbeats and read")
+			return presence.Errorf(presence.EFORBIDDEN, "this needs a user token; a device token may only post heartbeats and read, not change the user or its devices")
 		case a == deviceAccess && c.Kind != presence.DeviceToken:
 			return presence.Errorf(presence.EFORBIDDEN, "heartbeats need a device token")
 		}
@@ -75,6 +76,62 @@ func (s *Server) authed(a access, h func(http.ResponseWriter, *http.Request, cal
 		}
 		return h(w, r, c)
 	}
+}
+
+// errNoCredentials is a request that offered no token at all: a browser
+// before sign-in, not a guess, so it is not counted as a failure.
+var errNoCredentials = presence.Errorf(presence.EUNAUTHORIZED, "sign in: send Authorization: Bearer <token>, or sign in at /api/v1/login")
+
+// maxFailedAuthAddrs bounds the failed-authentication limiter's memory.
+const maxFailedAuthAddrs = 10_000
+
+// authFailed answers a failed authentication: as it came (401), unless the
+// client's address has failed too often lately, then 429 with Retry-After.
+//
+// Only failures are counted, and the token is always looked up first: a
+// valid token is never refused or slowed, whatever its address did before.
+// The lookup of a bad token is one indexed read (tokens are 32 random
+// bytes, so there is nothing to guess); the limit tells a runaway or
+// guessing client to stop, and keeps its noise to a trickle.
+func (s *Server) authFailed(r *http.Request, err error) error {
+	if presence.ErrorCode(err) != presence.EUNAUTHORIZED || err == errNoCredentials {
+		return err
+	}
+	if ok, wait := s.failedAuth.allow(addrKey(r.RemoteAddr), s.cfg.FailedAuthRate); !ok {
+		s.metrics.authFailure(true)
+		return &limitedError{
+			err:   presence.Errorf(presence.ERATELIMIT, "too many failed sign-ins from this address; retry in %ss", retryAfterSeconds(wait)),
+			after: wait,
+		}
+	}
+	s.metrics.authFailure(false)
+	return err
+}
+
+// addrKey is the failed-authentication key of a client: its IPv4 address,
+// or its IPv6 /64 (one machine, or one site, usually holds a whole /64).
+func addrKey(remote string) [32]byte {
+	var k [32]byte
+	a, err := netip.ParseAddr(remote)
+	if ap, perr := netip.ParseAddrPort(remote); perr == nil {
+		a, err = ap.Addr(), nil
+	}
+	if err != nil {
+		// Not an IP (a test's pipe, a unix socket): all such share one key.
+		k[0] = 'x'
+		return k
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		k[0] = 4
+		copy(k[1:], b[:])
+		return k
+	}
+	b := a.As16()
+	k[0] = 6
+	copy(k[1:], b[:8])
+	return k
 }
 
 // authenticate resolves the request's bearer token, or else its session cookie.
@@ -112,7 +169,7 @@ func credentials(r *http.Request) (token string, cookie bool, err error) {
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 		return c.Value, true, nil
 	}
-	return "", false, presence.Errorf(presence.EUNAUTHORIZED, "sign in: send Authorization: Bearer <token>, or sign in at /api/v1/login")
+	return "", false, errNoCredentials
 }
 
 // checkOrigin refuses a state-changing browser request from another origin
@@ -137,7 +194,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	kind, err := presence.TokenKindOf(req.Token)
 	if err != nil {
-		return presence.Errorf(presence.EUNAUTHORIZED, "token: not a Lastseen token")
+		return s.authFailed(r, presence.Errorf(presence.EUNAUTHORIZED, "token: not a Lastseen token"))
 	}
 	if kind != presence.UserToken {
 		return presence.Errorf(presence.EFORBIDDEN, "sign in with a user token (ls_usr_…); device tokens cannot sign in")
@@ -145,7 +202,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.store.Authenticate(r.Context(), req.Token)
 	if err != nil {
 		if presence.ErrorCode(err) == presence.EUNAUTHORIZED {
-			return err
+			return s.authFailed(r, err)
 		}
 		return fmt.Errorf("login: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/presence"
@@ -99,6 +100,7 @@ func shortDuration(d time.Duration) string {
 // an SVG is a document that could carry script); widths come from Verdana
 // 11px metrics, as shields.io does, so the text fits without a font probe.
 func badgeSVG(label, msg, colour string) string {
+	label, msg = badgeText(label), badgeText(msg)
 	lw := textWidth(label) + 10
 	mw := textWidth(msg) + 10
 	total := lw + mw
@@ -145,4 +147,19 @@ func textWidth(s string) int {
 		}
 	}
 	return int(math.Ceil(w))
+}
+
+// badgeText is s as XML can carry it: invalid UTF-8 and the characters XML
+// 1.0 forbids (controls, lone surrogates, U+FFFE/FFFF) become U+FFFD. Line
+// breaks and tabs go too: a badge is one line, and XML would read a
+// carriage return back as a newline.
+func badgeText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == utf8.RuneError, r < 0x20, r >= 0x7f && r < 0xa0,
+			r >= 0xd800 && r < 0xe000, r == 0xfffe, r == 0xffff:
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }

@@ -24,6 +24,24 @@ var (
 	DefaultDeviceRate = Rate{PerSecond: 10, Burst: 60}
 )
 
+// DefaultFailedAuthRate bounds failed sign-ins per client address (an IPv4
+// address or an IPv6 /64): a mistyped token now and then, never a
+// guessing loop. Valid tokens are never held back by it.
+var DefaultFailedAuthRate = Rate{PerSecond: 1, Burst: 20}
+
+// Default caps. A person has a handful of machines and browser tabs; a
+// server of a few thousand people keeps their dashboards open at once.
+const (
+	DefaultMaxStreamsPerUser = 20
+	DefaultMaxStreams        = 10_000
+	DefaultMaxDevicesPerUser = 100
+)
+
+// DefaultRevocationCheck is how often open streams of device tokens are
+// checked against revocations made elsewhere (another instance, the
+// command line); a revocation through this server ends them at once.
+const DefaultRevocationCheck = 500 * time.Millisecond
+
 // DefaultKeepAlive is how often an idle SSE stream gets a comment, well under
 // the idle timeouts of common proxies (60 s and up).
 const DefaultKeepAlive = 15 * time.Second
@@ -49,6 +67,17 @@ type Config struct {
 	UserRate, DeviceRate Rate
 	// KeepAlive is the SSE keepalive period; zero takes DefaultKeepAlive.
 	KeepAlive time.Duration
+
+	// FailedAuthRate limits failed authentications per client address
+	// (RemoteAddr: behind a proxy, the proxy's); zero takes the default.
+	FailedAuthRate Rate
+	// MaxStreamsPerUser and MaxStreams cap open event streams per user
+	// (over all their tokens) and in all; MaxDevicesPerUser caps the
+	// devices a user may add through the API. Zero takes the defaults.
+	MaxStreamsPerUser, MaxStreams, MaxDevicesPerUser int
+	// RevocationCheck is how often streams of device tokens are checked
+	// against revocations made outside this server; zero takes the default.
+	RevocationCheck time.Duration
 }
 
 // WithDefaults fills the unset fields.
@@ -74,6 +103,21 @@ func (c Config) WithDefaults() Config {
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
 	}
+	if c.FailedAuthRate == (Rate{}) {
+		c.FailedAuthRate = DefaultFailedAuthRate
+	}
+	if c.MaxStreamsPerUser == 0 {
+		c.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.MaxDevicesPerUser == 0 {
+		c.MaxDevicesPerUser = DefaultMaxDevicesPerUser
+	}
+	if c.RevocationCheck == 0 {
+		c.RevocationCheck = DefaultRevocationCheck
+	}
 	return c
 }
 
@@ -88,11 +132,15 @@ func (c Config) Validate() error {
 		return presence.Errorf(presence.EINVALID, "httpapi: limits need a positive MaxPast and no negative MaxFuture or SkewTolerance")
 	case c.KeepAlive < 0:
 		return presence.Errorf(presence.EINVALID, "httpapi: keepalive must not be negative")
+	case c.MaxStreamsPerUser < 0 || c.MaxStreams < 0 || c.MaxDevicesPerUser < 0:
+		return presence.Errorf(presence.EINVALID, "httpapi: caps must not be negative")
+	case c.RevocationCheck < 0:
+		return presence.Errorf(presence.EINVALID, "httpapi: the revocation check period must not be negative")
 	}
 	for _, r := range []struct {
 		name string
 		rate Rate
-	}{{"user", c.UserRate}, {"device", c.DeviceRate}} {
+	}{{"user", c.UserRate}, {"device", c.DeviceRate}, {"failed authentication", c.FailedAuthRate}} {
 		if err := r.rate.validate(); err != nil {
 			return presence.Errorf(presence.EINVALID, "httpapi: %s rate: %s", r.name, presence.ErrorMessage(err))
 		}

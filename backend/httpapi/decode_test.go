@@ -39,6 +39,11 @@ func TestDecodeStrict(t *testing.T) {
 		{`{"ITEMS":[{"AT":true}]}`, `field "ITEMS[0].AT" must be an RFC 3339 time such as 2026-11-25T09:00:00Z, not boolean`},
 		{`{"on":"yes"}`, `field "on" must be true or false`},
 		{`"x"`, "body must be an object, not string"},
+		{`{"na\u006de":5}`, `field "name" must be a string, not number`},
+		{`{"deep":{"k":{"tags":[],"colour":"red"}}}`, `unknown field "deep.k.colour"`},
+		{`{"deep":{"colour":{}},"items":[{"colour":1}]}`, `unknown field "items[0].colour"`}, // a map's key of that name is known
+		{`{"items":[{"at":"` + strings.Repeat("x", 500) + `"}]}`, `not "` + strings.Repeat("x", maxValueLen) + `…"`},
+		{`{"` + strings.Repeat("k", 500) + `":1}`, `unknown field "` + strings.Repeat("k", maxPathLen) + `…"`},
 	}
 	for _, tt := range tests {
 		var d doc

@@ -59,8 +59,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lastseen"`)
 	}
+	// A refusal that knows when to come back says so: rate limits (429) and
+	// a store too busy to take more now (503, e.g. its write queue full).
 	var ra presence.RetryAfterer
-	if errors.As(err, &ra) && status == http.StatusTooManyRequests {
+	if errors.As(err, &ra) && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
 		w.Header().Set("Retry-After", retryAfterSeconds(ra.RetryAfter()))
 	}
 	apierror.Write(w, status, detail)

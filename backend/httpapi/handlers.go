@@ -40,16 +40,14 @@ func (s *Server) postHeartbeats(w http.ResponseWriter, r *http.Request, c caller
 	case len(b.Beats) > presence.MaxBatchBeats:
 		return presence.Errorf(presence.ETOOLARGE, "a batch holds at most %d beats, got %d: split it", presence.MaxBatchBeats, len(b.Beats))
 	}
-	if err := validateFacts(b.Facts); err != nil {
-		return err
-	}
+	facts, factsRejected := cleanFacts(b.Facts)
 	valid, rejected := presence.PrepareBatch(b.SentAt, b.Beats, s.now(), s.cfg.Limits)
 	res := presence.BatchResult{Rejected: rejected}
 	if res.Rejected == nil {
 		res.Rejected = []presence.Rejection{}
 	}
-	if len(valid) > 0 || b.Facts != nil {
-		ir, err := s.store.Ingest(r.Context(), c.DeviceID, valid, b.Facts)
+	if len(valid) > 0 || facts != nil {
+		ir, err := s.store.Ingest(r.Context(), c.DeviceID, valid, facts)
 		if err != nil {
 			return fmt.Errorf("ingest %d beats of device %d: %w", len(valid), c.DeviceID, err)
 		}
@@ -63,20 +61,41 @@ func (s *Server) postHeartbeats(w http.ResponseWriter, r *http.Request, c caller
 		res.LastSeq, res.Device = ds.Presence.LastSeq, ds.View()
 	}
 	s.metrics.countBeats(res.Accepted, res.Duplicates, len(res.Rejected))
+	res.FactsRejected = factsRejected
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 
-func validateFacts(f *presence.Facts) error {
+// cleanFacts drops the facts the service will not store: longer than
+// maxFactLen bytes, or not UTF-8. A bad fact is dropped alone, never the
+// batch (its beats matter more than a hostname), and never stored cut
+// short, which could read as another machine's name; the device keeps
+// what it had. The answer lists each one dropped. Nil when nothing is
+// left to store.
+func cleanFacts(f *presence.Facts) (*presence.Facts, []presence.FactRejection) {
 	if f == nil {
-		return nil
+		return nil, nil
 	}
-	for _, fact := range []struct{ name, v string }{{"hostname", f.Hostname}, {"os", f.OS}, {"platform", f.Platform}} {
-		if len(fact.v) > maxFactLen || !utf8.ValidString(fact.v) {
-			return presence.Errorf(presence.EINVALID, "facts.%s must be valid text of at most %d bytes", fact.name, maxFactLen)
+	out := *f
+	var rejected []presence.FactRejection
+	for _, fact := range []struct {
+		name string
+		v    *string
+	}{{"hostname", &out.Hostname}, {"os", &out.OS}, {"platform", &out.Platform}} {
+		switch {
+		case !utf8.ValidString(*fact.v):
+			rejected = append(rejected, presence.FactRejection{Fact: fact.name, Error: "not valid UTF-8; dropped"})
+		case len(*fact.v) > maxFactLen:
+			rejected = append(rejected, presence.FactRejection{Fact: fact.name, Error: fmt.Sprintf("longer than %d bytes (%d); dropped", maxFactLen, len(*fact.v))})
+		default:
+			continue
 		}
+		*fact.v = ""
 	}
-	return nil
+	if out == (presence.Facts{}) {
+		return nil, rejected
+	}
+	return &out, rejected
 }
 
 // getMe is GET /api/v1/me.
@@ -319,6 +338,20 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, c caller) er
 	if err != nil {
 		return err
 	}
+	// Each device brings a token with its own rate limit: the cap keeps
+	// one account from minting its way past the per-token limits. Several
+	// instances may each let one more through at the same moment; the
+	// bound stays.
+	s.devicesMu.Lock()
+	defer s.devicesMu.Unlock()
+	ds, err := s.store.Devices(r.Context(), c.UserID)
+	if err != nil {
+		return fmt.Errorf("devices of user %d: %w", c.UserID, err)
+	}
+	if len(ds) >= s.cfg.MaxDevicesPerUser {
+		s.metrics.capped.WithLabelValues(capUserDevices).Inc()
+		return presence.Errorf(presence.ECONFLICT, "this user has %d devices, the most allowed: revoke one that is no longer used first", len(ds))
+	}
 	d, token, err := s.store.CreateDevice(r.Context(), c.UserID, name)
 	if err != nil {
 		return fmt.Errorf("create device for user %d: %w", c.UserID, err)
@@ -338,6 +371,8 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, c caller) 
 	if err := s.store.RevokeDevice(r.Context(), c.UserID, id); err != nil {
 		return fmt.Errorf("revoke device %d: %w", id, err)
 	}
+	// Its token no longer opens anything; what it opened ends too.
+	s.endDeviceStreams(id)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

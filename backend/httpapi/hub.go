@@ -67,6 +67,9 @@ func (f *frame) bytes(handle string) []byte {
 // subscription is one stream's place in the hub.
 type subscription struct {
 	user int64
+	// device is the device whose token opened the stream (0 for a user
+	// token), so that revoking the device can end it.
+	device int64
 	// wake holds one token when there may be something to read: Publish
 	// never waits on it, and however many events arrive meanwhile, one read
 	// takes them all.
@@ -77,6 +80,9 @@ type subscription struct {
 	next    uint64
 	end     uint64
 	dropped bool
+	// cut ends the stream at once, sending nothing more: its token was
+	// revoked.
+	cut bool
 }
 
 // NewHub returns a hub that keeps the latest ring events for replay
@@ -153,12 +159,13 @@ func (h *Hub) Publish(ev presence.Event) {
 	}
 }
 
-// subscribe registers a stream of user. With replay it also returns the
-// ring's events after afterID (a Last-Event-ID) that the user may see.
-// Registering and copying happen under one lock, so no event falls between
-// the replay and the live feed, and none comes twice.
-func (h *Hub) subscribe(afterID int64, replay bool, user int64) ([]*frame, *subscription) {
-	s := &subscription{user: user, wake: make(chan struct{}, 1)}
+// subscribe registers a stream of user, opened with device's token (0 for
+// a user token). With replay it also returns the ring's events after
+// afterID (a Last-Event-ID) that the user may see. Registering and copying
+// happen under one lock, so no event falls between the replay and the live
+// feed, and none comes twice.
+func (h *Hub) subscribe(afterID int64, replay bool, user, device int64) ([]*frame, *subscription) {
+	s := &subscription{user: user, device: device, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var past []*frame
@@ -183,6 +190,9 @@ func (h *Hub) subscribe(afterID int64, replay bool, user int64) ([]*frame, *subs
 func (h *Hub) take(s *subscription, dst []*frame) (out []*frame, done bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if s.cut {
+		return dst, true
+	}
 	n := uint64(len(h.ring))
 	stop := h.head
 	if s.dropped {
@@ -206,6 +216,42 @@ func (h *Hub) unsubscribe(s *subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.subs, s)
+}
+
+// endDevice ends every stream opened with device's token, at once and
+// with nothing more sent, and returns how many there were.
+func (h *Hub) endDevice(device int64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for s := range h.subs {
+		if s.device != device {
+			continue
+		}
+		s.cut = true
+		delete(h.subs, s)
+		n++
+		select {
+		case s.wake <- struct{}{}:
+		default: // already woken; that read will see the cut
+		}
+	}
+	return n
+}
+
+// streamDevices lists the devices that have streams open, each once.
+func (h *Hub) streamDevices() []int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []int64
+	seen := map[int64]bool{}
+	for s := range h.subs {
+		if s.device != 0 && !seen[s.device] {
+			seen[s.device] = true
+			out = append(out, s.device)
+		}
+	}
+	return out
 }
 
 // wasDropped reports whether the hub gave up on s for being slow.

@@ -86,7 +86,7 @@ func TestHubReplay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := filled()
-			past, sub := h.subscribe(tt.after, tt.replay, tt.user)
+			past, sub := h.subscribe(tt.after, tt.replay, tt.user, 0)
 			defer h.unsubscribe(sub)
 			if got := frameIDs(past); !slices.Equal(got, tt.want) {
 				t.Errorf("replay %v, want %v", got, tt.want)
@@ -102,7 +102,7 @@ func TestHubReplay(t *testing.T) {
 
 func TestHubEventsWithoutPayloadAreNotFiled(t *testing.T) {
 	h := NewHub(8, nil)
-	_, s := h.subscribe(0, false, 1)
+	_, s := h.subscribe(0, false, 1, 0)
 	h.Publish(presence.Event{ID: 1, Kind: presence.EventPresence})           // no Presence
 	h.Publish(presence.Event{ID: 2, Kind: presence.EventSession, UserID: 1}) // no Session
 	h.Publish(presence.Event{ID: 3, Kind: "unknown", UserID: 1, Presence: ev(3, presence.EventPresence, 1).Presence})
@@ -116,8 +116,8 @@ func TestHubEventsWithoutPayloadAreNotFiled(t *testing.T) {
 
 func TestHubWakeUp(t *testing.T) {
 	h := NewHub(64, nil)
-	_, ann := h.subscribe(0, false, 1)
-	_, bob := h.subscribe(0, false, 2)
+	_, ann := h.subscribe(0, false, 1, 0)
+	_, bob := h.subscribe(0, false, 2, 0)
 
 	for i := range int64(10) {
 		h.Publish(ev(i+1, presence.EventPresence, 9))
@@ -146,8 +146,8 @@ func TestHubWakeUp(t *testing.T) {
 
 func TestHubEncodesOnceForEveryone(t *testing.T) {
 	h := NewHub(8, nil)
-	_, a := h.subscribe(0, false, 1)
-	_, b := h.subscribe(0, false, 2)
+	_, a := h.subscribe(0, false, 1, 0)
+	_, b := h.subscribe(0, false, 2, 0)
 	h.Publish(ev(1, presence.EventPresence, 1))
 	fa, _ := h.take(a, make([]*frame, 0, 1))
 	fb, _ := h.take(b, make([]*frame, 0, 1))
@@ -170,8 +170,8 @@ func TestHubSlowSubscriberIsDropped(t *testing.T) {
 		if h.lagLimit != 12 {
 			t.Fatalf("lag limit %d, want three quarters of the ring", h.lagLimit)
 		}
-		_, slow := h.subscribe(0, false, 1)
-		_, fast := h.subscribe(0, false, 2)
+		_, slow := h.subscribe(0, false, 1, 0)
+		_, fast := h.subscribe(0, false, 2, 0)
 
 		// The fast stream reads as events come, the slow one never does.
 		var got []int64
@@ -225,7 +225,7 @@ func TestHubSlowSubscriberIsDropped(t *testing.T) {
 
 func TestHubDroppedTooLateLeavesNoHole(t *testing.T) {
 	h := NewHub(8, nil) // lag limit 6
-	_, s := h.subscribe(0, false, 1)
+	_, s := h.subscribe(0, false, 1, 0)
 	for i := range int64(20) {
 		h.Publish(ev(i+1, presence.EventPresence, 9))
 	}
@@ -241,8 +241,8 @@ func TestHubDroppedTooLateLeavesNoHole(t *testing.T) {
 
 func TestHubOthersSessionsDoNotMakeAStreamLag(t *testing.T) {
 	h := NewHub(8, nil)
-	_, idle := h.subscribe(0, false, 1)
-	_, busy := h.subscribe(0, false, 2)
+	_, idle := h.subscribe(0, false, 1, 0)
+	_, busy := h.subscribe(0, false, 2, 0)
 	for i := range int64(100) {
 		h.Publish(ev(i+1, presence.EventSession, 2))
 		if ids, _ := drain(h, busy, 4); !slices.Equal(ids, []int64{i + 1}) {
@@ -263,7 +263,7 @@ func TestHubConcurrentPublishers(t *testing.T) {
 	var wg sync.WaitGroup
 	var got [4][]int64
 	for i := range got {
-		_, sub := h.subscribe(0, false, int64(i+1))
+		_, sub := h.subscribe(0, false, int64(i+1), 0)
 		wg.Go(func() {
 			defer h.unsubscribe(sub)
 			for range sub.wake {
@@ -309,7 +309,7 @@ func BenchmarkHubPublish(b *testing.B) {
 			subs := make([]*subscription, n)
 			stop := make(chan struct{})
 			for i := range subs {
-				_, subs[i] = h.subscribe(0, false, int64(i+1))
+				_, subs[i] = h.subscribe(0, false, int64(i+1), 0)
 				wg.Go(func() {
 					batch := make([]*frame, 0, takeMax)
 					for {

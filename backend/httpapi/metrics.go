@@ -27,7 +27,18 @@ type Metrics struct {
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	devices    *deviceCollector
+	capped     *prometheus.CounterVec
+	authFailed *prometheus.CounterVec
+	revoked    prometheus.Counter
 }
+
+// Caps, the values of lastseen_cap_rejections_total's "cap" label.
+const (
+	capUserStreams = "user_streams" // MaxStreamsPerUser
+	capStreams     = "streams"      // MaxStreams
+	capUserDevices = "user_devices" // MaxDevicesPerUser
+	capConnections = "connections"  // LimitListener
+)
 
 // Beat outcomes, the values of lastseen_beats_total's "result" label.
 const (
@@ -72,6 +83,18 @@ func NewMetrics() *Metrics {
 			Help:    "HTTP request latency by route pattern (event streams excluded).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lastseen_cap_rejections_total",
+			Help: "Requests and connections refused for a cap: user_streams, streams, user_devices, connections.",
+		}, []string{"cap"}),
+		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lastseen_auth_failures_total",
+			Help: "Failed authentications (a token offered and refused), by answer: unauthorized, or rate_limited once the client's address failed too often.",
+		}, []string{"answer"}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lastseen_sse_revoked_total",
+			Help: "Event streams ended because their device was revoked.",
+		}),
 		devices: &deviceCollector{desc: prometheus.NewDesc(
 			"lastseen_devices",
 			"Devices by current status (computed at scrape).",
@@ -80,8 +103,15 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{beatAccepted, beatDuplicate, beatRejected} {
 		m.beats.WithLabelValues(r) // export zeros, so rate() works from the first scrape
 	}
+	for _, c := range []string{capUserStreams, capStreams, capUserDevices, capConnections} {
+		m.capped.WithLabelValues(c)
+	}
+	for _, a := range []string{authUnauthorized, authLimited} {
+		m.authFailed.WithLabelValues(a)
+	}
 	m.reg.MustRegister(
 		m.beats, m.streams, m.dropped, m.batchBeats, m.commit, m.requests, m.latency, m.devices,
+		m.capped, m.authFailed, m.revoked,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -109,6 +139,21 @@ func (m *Metrics) countBeats(accepted, duplicates, rejected int) {
 	m.beats.WithLabelValues(beatAccepted).Add(float64(accepted))
 	m.beats.WithLabelValues(beatDuplicate).Add(float64(duplicates))
 	m.beats.WithLabelValues(beatRejected).Add(float64(rejected))
+}
+
+// Answers to a failed authentication, the values of
+// lastseen_auth_failures_total's "answer" label.
+const (
+	authUnauthorized = "unauthorized"
+	authLimited      = "rate_limited"
+)
+
+func (m *Metrics) authFailure(limited bool) {
+	a := authUnauthorized
+	if limited {
+		a = authLimited
+	}
+	m.authFailed.WithLabelValues(a).Inc()
 }
 
 func (m *Metrics) request(route string, status int, d time.Duration, stream bool) {

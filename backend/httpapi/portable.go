@@ -289,7 +289,7 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request, c caller) er
 		if errors.As(err, &tooLarge) {
 			return presence.Errorf(presence.ETOOLARGE, "an import is at most %s: split the file", byteSize(MaxImportBytes))
 		}
-		return fmt.Errorf("read import: %w", err)
+		return bodyReadError(err, MaxImportBytes) // cut off or too slow: the caller's 400/408
 	}
 	file, err := importer.Parse(body, importer.Options{Now: s.now})
 	if err != nil {

@@ -5,15 +5,20 @@ import (
 	"time"
 )
 
-// limiter is a set of token buckets keyed by token hash. Keys are hashes, not
-// tokens, so a heap dump holds nothing a caller could replay.
+// limiter is a set of token buckets keyed by token hash, or by client
+// address for failed authentications. Keys are hashes, not tokens, so a
+// heap dump holds nothing a caller could replay.
 //
-// Buckets are made only for tokens the store accepted, so their number is
-// bounded by the number of live tokens; a bucket that has refilled completely
-// is indistinguishable from a new one and is evicted on the next sweep, so
-// idle tokens cost nothing.
+// Token buckets are made only for tokens the store accepted, so their
+// number is bounded by the number of live tokens. Address buckets are made
+// for anyone, so that limiter has a maximum size: past it, arbitrary
+// buckets are evicted (the price is that a caller with very many
+// addresses may get a fresh bucket back; memory stays bounded). A bucket
+// that has refilled completely is indistinguishable from a new one and is
+// evicted on the next sweep, so idle keys cost nothing.
 type limiter struct {
 	now func() time.Time
+	max int // the most buckets kept; 0 is no limit
 
 	mu        sync.Mutex
 	buckets   map[[32]byte]*bucket
@@ -33,6 +38,13 @@ func newLimiter(now func() time.Time) *limiter {
 	return &limiter{now: now, buckets: make(map[[32]byte]*bucket)}
 }
 
+// newBoundedLimiter is a limiter that keeps at most max buckets.
+func newBoundedLimiter(now func() time.Time, max int) *limiter {
+	l := newLimiter(now)
+	l.max = max
+	return l
+}
+
 // allow takes one token from key's bucket. When none is left it returns false
 // and how long until one is.
 func (l *limiter) allow(key [32]byte, r Rate) (bool, time.Duration) {
@@ -44,6 +56,9 @@ func (l *limiter) allow(key [32]byte, r Rate) (bool, time.Duration) {
 	}
 	b := l.buckets[key]
 	if b == nil || b.rate != r {
+		if b == nil && l.max > 0 && len(l.buckets) >= l.max {
+			l.evict(now)
+		}
 		b = &bucket{tokens: float64(r.Burst), last: now, rate: r}
 		l.buckets[key] = b
 	}
@@ -67,6 +82,20 @@ func (l *limiter) sweep(now time.Time) {
 		if now.Sub(b.last) >= refill {
 			delete(l.buckets, k)
 		}
+	}
+}
+
+// evict makes room for one more bucket: the full ones first (at most once
+// a second, as that walks the whole map), then arbitrary ones.
+func (l *limiter) evict(now time.Time) {
+	if now.Sub(l.lastSweep) >= time.Second {
+		l.sweep(now)
+	}
+	for k := range l.buckets {
+		if len(l.buckets) < l.max {
+			return
+		}
+		delete(l.buckets, k)
 	}
 }
 

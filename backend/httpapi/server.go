@@ -14,26 +14,39 @@ import (
 
 // Server is the service's http.Handler.
 type Server struct {
-	cfg      Config
-	store    presence.Store
-	hub      *Hub
-	metrics  *Metrics
-	log      *slog.Logger
-	now      func() time.Time
-	mux      *http.ServeMux
-	limiter  *limiter
-	cop      *http.CrossOriginProtection
-	frontend fs.FS
-	hasIndex bool
+	cfg     Config
+	store   presence.Store
+	hub     *Hub
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
+	limiter *limiter // per token
+	// failedAuth counts failed authentications per client address.
+	failedAuth *limiter
+	cop        *http.CrossOriginProtection
+	frontend   fs.FS
+	hasIndex   bool
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: event streams end
 
 	// streams counts live event streams, including those that own their
 	// connection and so are invisible to http.Server.Shutdown; streamsMu
-	// orders counting one in against Close.
+	// orders counting one in against Close, and guards the counts below.
 	streamsMu sync.Mutex
 	streams   sync.WaitGroup
+	// streamCount, userStreams (by user id) and deviceStreams (those of
+	// device tokens) are the open streams, for the caps; watching tells
+	// that watchRevocations runs. bg waits for it.
+	streamCount   int
+	userStreams   map[int64]int
+	deviceStreams int
+	watching      bool
+	bg            sync.WaitGroup
+	// devicesMu makes counting a user's devices and adding one a single
+	// step on this server, for MaxDevicesPerUser.
+	devicesMu sync.Mutex
 	// bufs lends streams a scratch buffer per write, so an idle stream
 	// holds none.
 	bufs sync.Pool
@@ -50,17 +63,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		store:    cfg.Store,
-		hub:      cfg.Hub,
-		metrics:  cfg.Metrics,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		mux:      http.NewServeMux(),
-		limiter:  newLimiter(cfg.Now),
-		cop:      http.NewCrossOriginProtection(),
-		frontend: cfg.Frontend,
-		done:     make(chan struct{}),
+		cfg:         cfg,
+		store:       cfg.Store,
+		hub:         cfg.Hub,
+		metrics:     cfg.Metrics,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		mux:         http.NewServeMux(),
+		limiter:     newLimiter(cfg.Now),
+		failedAuth:  newBoundedLimiter(cfg.Now, maxFailedAuthAddrs),
+		cop:         http.NewCrossOriginProtection(),
+		frontend:    cfg.Frontend,
+		done:        make(chan struct{}),
+		userStreams: make(map[int64]int),
 	}
 	s.bufs.New = func() any {
 		b := make([]byte, 0, 2048)
@@ -88,7 +103,9 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/heartbeats", s.authed(deviceAccess, s.postHeartbeats))
 
 	s.handle("GET /api/v1/me", s.authed(readAccess, s.getMe))
-	s.handle("PATCH /api/v1/me", s.authed(readAccess, s.patchMe))
+	// Changing the user (public opt-in included) is the user's alone: a
+	// device token, copied to a machine, may read for its user but not speak for them.
+	s.handle("PATCH /api/v1/me", s.authed(userAccess, s.patchMe))
 	s.handle("GET /api/v1/presence", s.authed(readAccess, s.getPresence))
 	s.handle("GET /api/v1/sessions", s.authed(readAccess, s.getSessions))
 	s.handle("GET /api/v1/stats/daily", s.authed(readAccess, s.getDailyStats))
@@ -97,6 +114,9 @@ func (s *Server) routes() {
 	s.handle("GET /api/v1/devices", s.authed(readAccess, s.getDevices))
 	s.handle("POST /api/v1/devices", s.authed(userAccess, s.postDevice))
 	s.handle("DELETE /api/v1/devices/{id}", s.authed(userAccess, s.deleteDevice))
+
+	s.handle("GET /api/v1/export", s.authed(userAccess, s.getExport))
+	s.handle("POST /api/v1/import", s.authed(userAccess, s.postImport))
 
 	s.handle("POST /api/v1/login", s.login)
 	s.handle("POST /api/v1/logout", s.logout)
@@ -193,6 +213,7 @@ func (s *Server) Close() {
 		close(s.done)
 	})
 	s.streams.Wait()
+	s.bg.Wait()
 }
 
 func (s *Server) closing() bool {

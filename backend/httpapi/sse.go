@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,10 +73,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c caller) error 
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	if !s.streamStarts() {
-		return presence.Errorf(presence.EUNAVAILABLE, "shutting down")
+	if err := s.streamStarts(c); err != nil {
+		return err
 	}
-	past, sub := s.hub.subscribe(after, replay, c.UserID)
+	past, sub := s.hub.subscribe(after, replay, c.UserID, c.DeviceID)
 	st := &stream{srv: s, sub: sub, handle: u.Handle}
 
 	rc := http.NewResponseController(w)
@@ -120,17 +121,126 @@ func responseHead(r *http.Request, h http.Header, now time.Time) []byte {
 	return b.Bytes()
 }
 
-// streamStarts counts a stream in, for Close to wait on and for the gauge;
-// false once Close has begun.
-func (s *Server) streamStarts() bool {
+// streamCapRetry is the Retry-After of a stream refused for a cap: streams
+// end when tabs close, which takes a while.
+const streamCapRetry = 10 * time.Second
+
+// streamStarts counts a stream of c in, for Close to wait on, for the gauge
+// and for the caps; it refuses one over a cap (429) or once Close has begun
+// (503). Per user, so that one account, however many device tokens it
+// mints, holds at most MaxStreamsPerUser of the server's streams (and
+// descriptors); in all, so that streams leave room for everything else.
+func (s *Server) streamStarts(c caller) error {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	if s.closing() {
-		return false
+	switch {
+	case s.closing():
+		return presence.Errorf(presence.EUNAVAILABLE, "shutting down")
+	case s.userStreams[c.UserID] >= s.cfg.MaxStreamsPerUser:
+		s.metrics.capped.WithLabelValues(capUserStreams).Inc()
+		return &limitedError{
+			err:   presence.Errorf(presence.ERATELIMIT, "this user has %d event streams open, the most allowed: close one (another tab or device) first", s.cfg.MaxStreamsPerUser),
+			after: streamCapRetry,
+		}
+	case s.streamCount >= s.cfg.MaxStreams:
+		s.metrics.capped.WithLabelValues(capStreams).Inc()
+		return &limitedError{
+			err:   presence.Errorf(presence.ERATELIMIT, "the server has as many event streams open as it allows (%d); retry later", s.cfg.MaxStreams),
+			after: streamCapRetry,
+		}
 	}
 	s.streams.Add(1)
+	s.streamCount++
+	s.userStreams[c.UserID]++
+	if c.Kind == presence.DeviceToken {
+		s.deviceStreams++
+		if !s.watching {
+			s.watching = true
+			s.bg.Add(1)
+			go s.watchRevocations()
+		}
+	}
 	s.metrics.streams.Inc()
-	return true
+	return nil
+}
+
+// streamEnds counts out a stream that streamStarts counted in.
+func (s *Server) streamEnds(sub *subscription) {
+	s.streamsMu.Lock()
+	s.streamCount--
+	if s.userStreams[sub.user]--; s.userStreams[sub.user] <= 0 {
+		delete(s.userStreams, sub.user)
+	}
+	if sub.device != 0 {
+		s.deviceStreams--
+	}
+	s.streamsMu.Unlock()
+	s.metrics.streams.Dec()
+	s.streams.Done()
+}
+
+// endDeviceStreams ends the streams of a revoked device.
+func (s *Server) endDeviceStreams(device int64) {
+	if n := s.hub.endDevice(device); n > 0 {
+		s.metrics.revoked.Add(float64(n))
+		s.log.Info("event streams of a revoked device ended", "device_id", device, "streams", n)
+	}
+}
+
+// watchRevocations ends the streams of devices revoked outside this server
+// (another instance, the command line in another process), which it learns
+// of only from the store. It runs while streams of device tokens are open,
+// every RevocationCheck: one read of the store's in-memory presence (which
+// is how the store notices a catalog changed elsewhere, and which leaves
+// out revoked devices), and for each device with a stream that is missing
+// from it, one DeviceStatus to tell revoked from merely not yet known here.
+func (s *Server) watchRevocations() {
+	defer s.bg.Done()
+	t := time.NewTicker(s.cfg.RevocationCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.streamsMu.Lock()
+		if s.deviceStreams == 0 {
+			s.watching = false
+			s.streamsMu.Unlock()
+			return
+		}
+		s.streamsMu.Unlock()
+		s.endRevokedStreams()
+	}
+}
+
+func (s *Server) endRevokedStreams() {
+	ids := s.hub.streamDevices()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	users, err := s.store.Presence(ctx)
+	if err != nil {
+		s.log.Debug("revocation check: presence unavailable", attrErr, err)
+		return
+	}
+	live := make(map[int64]bool)
+	for _, u := range users {
+		for _, d := range u.Devices {
+			live[d.ID] = true
+		}
+	}
+	for _, id := range ids {
+		if live[id] {
+			continue
+		}
+		if _, err := s.store.DeviceStatus(ctx, id); presence.ErrorCode(err) == presence.ENOTFOUND {
+			s.endDeviceStreams(id)
+		}
+	}
 }
 
 // stream is one live event stream.
@@ -249,8 +359,7 @@ func (st *stream) finish() {
 	if st.out != nil {
 		st.out.close()
 	}
-	s.metrics.streams.Dec()
-	s.streams.Done()
+	s.streamEnds(st.sub)
 }
 
 // scratch lends a buffer for one write; release takes it back.
@@ -322,7 +431,7 @@ func lastEventID(r *http.Request) (after int64, replay bool, err error) {
 	}
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || id < 0 {
-		return 0, false, presence.Errorf(presence.EINVALID, "Last-Event-ID must be an event id (a non-negative integer), not %q", v)
+		return 0, false, presence.Errorf(presence.EINVALID, "Last-Event-ID must be an event id (a non-negative integer), not %q", clip(v, maxValueLen))
 	}
 	return id, true, nil
 }

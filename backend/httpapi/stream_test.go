@@ -229,10 +229,10 @@ func loopServer(t *testing.T, st presence.Store) *Server {
 func pipeStream(t *testing.T, s *Server) (client net.Conn, st *stream) {
 	t.Helper()
 	srvEnd, client := net.Pipe()
-	if !s.streamStarts() {
-		t.Fatal("the server refused a stream")
+	if err := s.streamStarts(caller{Principal: presence.Principal{UserID: 1, Kind: presence.UserToken}}); err != nil {
+		t.Fatalf("the server refused a stream: %v", err)
 	}
-	past, sub := s.hub.subscribe(0, false, 1)
+	past, sub := s.hub.subscribe(0, false, 1, 0)
 	st = &stream{srv: s, sub: sub, handle: "ann", out: connOut{srvEnd}}
 	go st.serve(nil, past)
 	return client, st

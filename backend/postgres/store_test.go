@@ -265,6 +265,11 @@ func TestRevokeOnOneInstanceHoldsOnAll(t *testing.T) {
 		all, _ := a.Presence(ctx)
 		return len(all) == 1 && len(all[0].Devices) == 0 && all[0].Status == O && all[0].LastSeen.IsZero()
 	})
+	// A's memory may learn of the revocation (from the database) before
+	// its listener delivers the event B wrote: wait for the event itself.
+	testutil.WaitUntil(t, "A delivers the offline event", eventWait, func() bool {
+		return len(presenceEvents(a.events.Events(), d.ID, O)) > 0
+	})
 	if off := presenceEvents(a.events.Events(), d.ID, O); len(off) != 1 {
 		t.Errorf("A saw %d offline events for the revoked device, want 1", len(off))
 	}

@@ -21,8 +21,17 @@ type BatchResult struct {
 	// is consumed, nothing else changes.
 	Stale    int         `json:"stale"`
 	Rejected []Rejection `json:"rejected"`
-	LastSeq  int64       `json:"last_seq"`
-	Device   DeviceView  `json:"device"`
+	// FactsRejected lists each machine fact dropped (too long, not UTF-8);
+	// the beats and the other facts were taken all the same.
+	FactsRejected []FactRejection `json:"facts_rejected,omitempty"`
+	LastSeq       int64           `json:"last_seq"`
+	Device        DeviceView      `json:"device"`
+}
+
+// FactRejection is one machine fact the service did not store, and why.
+type FactRejection struct {
+	Fact  string `json:"fact"` // "hostname", "os" or "platform"
+	Error string `json:"error"`
 }
 
 // DeviceView is a device as the API shows it.

@@ -29,6 +29,9 @@ type command struct {
 	run func(ctx context.Context, m *Main, s presence.Store, args []string) error
 	// noStore commands take no store flags (version).
 	noStore bool
+	// runFile executes a command on the database file itself, with no
+	// store open (backup, restore).
+	runFile func(ctx context.Context, m *Main, args []string) error
 }
 
 func (c command) argsText() string {
@@ -123,6 +126,18 @@ var commands = map[string]command{
 		},
 		run: runDeviceRevoke,
 	},
+	"backup": {
+		name: "backup", args: "FILE", minArgs: 1, maxArgs: 1,
+		summary: "Write a consistent copy of the SQLite database to FILE (owner-only), while serve runs. " +
+			"For PostgreSQL use pg_dump.",
+		runFile: runBackup,
+	},
+	"restore": {
+		name: "restore", args: "FILE", minArgs: 1, maxArgs: 1,
+		summary: "Replace the SQLite database with the backup FILE. Stop serve first: restore refuses while " +
+			"anything has the database open. For PostgreSQL use pg_restore.",
+		runFile: runRestore,
+	},
 }
 
 // findCommand splits the command name off args.
@@ -210,6 +225,8 @@ Usage:
   lastseend device add HANDLE DEVICE-NAME            prints the device's token
   lastseend device list HANDLE
   lastseend device revoke HANDLE DEVICE-ID
+  lastseend backup FILE                               a consistent copy, while serve runs
+  lastseend restore FILE                              with serve stopped
   lastseend version
   lastseend help [COMMAND]
 

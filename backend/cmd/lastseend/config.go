@@ -44,6 +44,18 @@ type Config struct {
 	// EventRing is how many recent live events the hub keeps so a stream
 	// can resume with Last-Event-ID after a reconnect.
 	EventRing int
+
+	// Caps bound connections, streams, devices and failed sign-ins.
+	Caps Caps
+
+	// Retain, when positive, makes serve delete spans that ended longer
+	// ago than this, at start and daily; zero keeps everything.
+	Retain time.Duration
+
+	// Sync is the SQLite store's synchronous level, "full" (every group
+	// commit fsynced: a 200 survives a power cut) or "normal" (fsync at
+	// checkpoints: a 200 survives kill -9 only). PostgreSQL ignores it.
+	Sync string
 }
 
 // DefaultConfig is lastseend out of the box: loopback, a SQLite file in the
@@ -61,6 +73,8 @@ func DefaultConfig() Config {
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		EventRing:         1024,
+		Caps:              DefaultCaps(),
+		Sync:              "full",
 	}
 }
 
@@ -82,6 +96,15 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
+	}
+	if err := c.Caps.validate(); err != nil {
+		return err
+	}
+	if s := strings.ToLower(c.Sync); s != "full" && s != "normal" {
+		return fmt.Errorf("--sync must be full or normal, not %q", c.Sync)
+	}
+	if c.Retain != 0 && c.Retain < minRetain {
+		return fmt.Errorf("--retain must be 0 (keep everything) or at least %s, such as 90d", minRetain)
 	}
 	return nil
 }
@@ -170,6 +193,9 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.Var(rateValue{&c.UserRate}, "user-rate", "requests allowed per user token, as `PER_SECOND/BURST`")
 	fs.Var(rateValue{&c.DeviceRate}, "device-rate", "requests allowed per device token, as `PER_SECOND/BURST`")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop waits for requests in flight")
+	c.Caps.flags(fs)
+	fs.StringVar(&c.Sync, "sync", c.Sync, "SQLite durability: `full` fsyncs every commit (a 200 survives a power cut), normal only at checkpoints (survives kill -9)")
+	fs.Var(retainValue{&c.Retain}, "retain", "delete spans that ended longer ago than this `period` (90d, 2160h), daily; 0 keeps everything")
 }
 
 // EnvName is the environment twin of a flag: --tls-cert is LASTSEEN_TLS_CERT.

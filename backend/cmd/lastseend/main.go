@@ -72,6 +72,8 @@ type Main struct {
 	ln      net.Listener
 	tls     bool
 	served  chan error // receives Serve's result when it stops on its own
+	// stopPruning ends the --retain loop (see startPruning).
+	stopPruning func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -192,6 +194,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.cmd.name == "serve" {
 		return m.serve(ctx)
 	}
+	if m.cmd.runFile != nil {
+		return m.cmd.runFile(ctx, m, m.args)
+	}
 	store, err := m.openStore(ctx, presence.Options{})
 	if err != nil {
 		return err
@@ -214,16 +219,24 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 	m.Store = store
 
+	caps := c.Caps.caps()
+	if caps.clamped {
+		m.logger.Warn("--max-conns is above what the descriptor limit leaves; lowered", "max_conns", caps.conns, "descriptor_limit", caps.fdLimit)
+	}
 	handler, err := httpapi.New(httpapi.Config{
-		Store:      store,
-		Hub:        hub,
-		Metrics:    metrics,
-		Logger:     m.logger,
-		Now:        m.Now,
-		Limits:     presence.DefaultLimits,
-		Frontend:   frontend.Dist(),
-		UserRate:   c.UserRate,
-		DeviceRate: c.DeviceRate,
+		Store:             store,
+		Hub:               hub,
+		Metrics:           metrics,
+		Logger:            m.logger,
+		Now:               m.Now,
+		Limits:            presence.DefaultLimits,
+		Frontend:          frontend.Dist(),
+		UserRate:          c.UserRate,
+		DeviceRate:        c.DeviceRate,
+		FailedAuthRate:    c.Caps.FailedAuthRate,
+		MaxStreams:        caps.streams,
+		MaxStreamsPerUser: c.Caps.MaxStreamsPerUser,
+		MaxDevicesPerUser: c.Caps.MaxDevicesPerUser,
 	})
 	if err != nil {
 		return fmt.Errorf("build handler: %w", err)
@@ -245,6 +258,9 @@ func (m *Main) serve(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
+	// Every connection holds a descriptor until closed: past the cap, one
+	// is answered 503 at once, so the process never runs out of them.
+	ln = httpapi.LimitListener(ln, caps.conns, tlsConf, metrics)
 	m.HTTP = &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConf,
@@ -273,7 +289,9 @@ func (m *Main) serve(ctx context.Context) error {
 	}()
 	m.logger.Info("listening",
 		"url", m.URL(), "db", c.RedactedDB(), "version", Version(),
-		"interval", c.Pulse.Interval.String(), "grace", c.Pulse.Grace.String())
+		"interval", c.Pulse.Interval.String(), "grace", c.Pulse.Grace.String(),
+		"max_conns", caps.conns, "max_streams", caps.streams)
+	m.stopPruning = m.startPruning()
 	return nil
 }
 
@@ -306,6 +324,9 @@ func (m *Main) Close() error {
 		}
 		if m.Handler != nil {
 			m.Handler.Close()
+		}
+		if m.stopPruning != nil {
+			m.stopPruning()
 		}
 		if m.Store != nil {
 			if err := m.Store.Close(); err != nil {

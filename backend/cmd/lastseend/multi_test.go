@@ -644,7 +644,6 @@ func testExpiryAcrossInstances(t *testing.T, clusterDSN string) {
 	}
 	cancel()
 	readers.Wait()
-	silentFrom := time.Now()
 	mu.Lock()
 	t.Logf("%d beats to A over %v; %d presence reads on A and B while it beat", seq, (3*(interval+grace) + time.Second), reads)
 	for _, w := range wrongs {

@@ -19,7 +19,7 @@ func (m *Main) openStore(ctx context.Context, opts presence.Options) (presence.S
 		}
 		return s, nil
 	}
-	s, err := sqlite.Open(m.Config.DB, opts)
+	s, err := sqlite.OpenWith(m.Config.DB, opts, sqlite.Config{Synchronous: m.Config.Sync})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", m.Config.DB, err)
 	}
