@@ -1,18 +1,21 @@
 // Browser test of the dashboard against a real lastseend: sign in, watch a
 // device turn active and its span appear without a reload, copy the badge
-// snippet, and follow the live indicator through a service restart.
+// snippet, export and import (an ActivityWatch file, twice), and follow the
+// live indicator through a service restart.
 //
 // Needs: a built dashboard embedded in lastseend (npm run build, then build
 // lastseend; or set LASTSEEND_BIN), and Chromium (CHROMIUM_PATH, default
 // /usr/bin/chromium). Screenshots land in e2e/screenshots/.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lastseend, freePort, lastseendBinary, tempDir } from './lastseend.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shots = join(here, 'screenshots');
+// The ActivityWatch export the importer's tests use (aw-server 0.12 output).
+const awExport = join(here, '..', '..', 'backend', 'importer', 'testdata', 'activitywatch-export.json');
 mkdirSync(shots, { recursive: true });
 
 let passed = 0;
@@ -230,9 +233,66 @@ try {
     await row.waitFor({ state: 'detached', timeout: 5000 });
   });
 
+  const yourData = page.getByTestId('your-data');
+
+  await step('export JSON and CSV download under the service file names', async () => {
+    const [json] = await Promise.all([page.waitForEvent('download'), yourData.getByRole('button', { name: 'Export (JSON)' }).click()]);
+    expect(/^lastseen-ada-\d{4}-\d{2}-\d{2}\.json$/.test(json.suggestedFilename()), `JSON export named ${json.suggestedFilename()}`);
+    const doc = JSON.parse(readFileSync(await json.path(), 'utf8'));
+    expect(doc.version === 1 && doc.user.handle === 'ada', `export head: ${JSON.stringify({ version: doc.version, user: doc.user })}`);
+    expect(doc.spans.length >= 6 && doc.devices.some((d) => d.name === 'laptop'), `export holds ${doc.spans.length} spans of ${JSON.stringify(doc.devices)}`);
+    await yourData.getByTestId('export-note').filter({ hasText: json.suggestedFilename() }).waitFor({ timeout: 3000 });
+    const [csv] = await Promise.all([page.waitForEvent('download'), yourData.getByRole('button', { name: 'Export (CSV)' }).click()]);
+    expect(csv.suggestedFilename().endsWith('.csv'), `CSV export named ${csv.suggestedFilename()}`);
+    const rows = readFileSync(await csv.path(), 'utf8').trim().split('\n');
+    expect(rows[0] === 'device,state,why,start,end,duration_s' && rows.length === doc.spans.length + 1, `CSV: ${rows.length} rows, first ${rows[0]}`);
+  });
+
+  await step('importing the ActivityWatch export shows what it added', async () => {
+    const form = yourData.locator('[data-import="activitywatch"]');
+    expect((await form.getByLabel('Into').inputValue()) === 'file', 'ActivityWatch imports do not default to a device named after the host');
+    await form.getByLabel('File').setInputFiles(awExport);
+    await form.getByRole('button', { name: 'Import' }).click();
+    const result = form.getByTestId('import-result');
+    await result.waitFor({ timeout: 10_000 });
+    const text = await result.innerText();
+    const m = /^vm \(new device\): Added ([\d,]+) sessions?$/.exec(text.trim());
+    expect(m && Number(m[1].replace(/,/g, '')) > 0, `first import says: ${text}`);
+    const added = Number(m[1].replace(/,/g, ''));
+    // The count is what the service now holds for the new device.
+    const auth = { headers: { Authorization: `Bearer ${userToken}` } };
+    const devs = (await (await fetch(`${svc.url}/api/v1/devices`, auth)).json()).devices;
+    const vm = devs.find((d) => d.name === 'vm');
+    expect(vm, `no device vm after the import: ${JSON.stringify(devs)}`);
+    const q = new URLSearchParams({ from: '2026-01-01T00:00:00Z', to: new Date(Date.now() + 3600_000).toISOString(), state: 'active,idle,away' });
+    const spans = (await (await fetch(`${svc.url}/api/v1/sessions?${q}`, auth)).json()).sessions.filter((s) => s.device_id === vm.id);
+    expect(spans.length === added, `the result says ${added} added, the service holds ${spans.length}`);
+    await page.locator('.devs li').filter({ hasText: 'vm' }).waitFor({ timeout: 5000 });
+
+    await form.getByRole('button', { name: 'Import' }).click();
+    const again = `vm: Added 0 sessions, skipped ${m[1]} already there`;
+    await result.filter({ hasText: again }).waitFor({ timeout: 10_000 });
+    expect((await result.innerText()).trim() === again, `second import says: ${await result.innerText()}`);
+  });
+
+  await step('an import the service refuses shows its message', async () => {
+    const form = yourData.locator('[data-import="lastseen"]');
+    await form.getByLabel('File').setInputFiles({ name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from('{"hello":"world"}') });
+    await form.getByRole('button', { name: 'Import' }).click();
+    const alert = form.getByRole('alert');
+    await alert.waitFor({ timeout: 5000 });
+    const text = await alert.innerText();
+    expect(text.startsWith('Import failed: ') && text.length > 'Import failed: '.length + 10, `error shown: ${text}`);
+    // Clear the error for the screenshots: the ActivityWatch result stays.
+    await form.getByLabel('File').setInputFiles([]);
+    await yourData.scrollIntoViewIfNeeded();
+    await yourData.screenshot({ path: join(shots, 'your-data-light.png') });
+  });
+
   await step('dark mode screenshots', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: join(shots, 'settings-dark.png'), fullPage: true });
+    await yourData.screenshot({ path: join(shots, 'your-data-dark.png') });
     for (const [tab, file] of [
       ['Now', 'now-dark.png'],
       ['Timeline', 'timeline-dark.png'],

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Api, ApiError, browserStream, windowTitle, windowTransport, type RawResponse, type Transport } from './api';
+import { Api, ApiError, browserStream, browserTransport, windowTitle, windowTransport, type RawResponse, type Transport } from './api';
 import type { Connection, LiveEvent } from './types';
 
 function fixed(res: RawResponse, seen: string[] = []): Transport {
@@ -10,6 +10,10 @@ function fixed(res: RawResponse, seen: string[] = []): Transport {
     request: async (m, p, b) => {
       seen.push(`${m} ${p} ${b ?? ''}`);
       return res;
+    },
+    file: async (p) => {
+      seen.push(`GET ${p} (file)`);
+      return { status: res.status, name: '', type: '', data: new Blob([res.body]) };
     },
     subscribe: () => () => {},
   };
@@ -127,6 +131,81 @@ describe('windowTransport', () => {
   it('maps a rejected bridge call to an unavailable error', async () => {
     const t = windowTransport({ Request: () => Promise.reject('agent not running') }, undefined);
     await expect(new Api(t).me()).rejects.toMatchObject({ status: 0, code: 'unavailable' });
+  });
+});
+
+describe('export and import', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  const result = { format: 'activitywatch', added: 2, skipped: 0, devices: [{ id: 3, name: 'vm', created: true, added: 2, skipped: 0 }] };
+
+  it('downloads an export in the browser under the name the service gives', async () => {
+    const seen: [string, RequestInit | undefined][] = [];
+    vi.stubGlobal('location', { origin: 'http://svc' });
+    vi.stubGlobal('fetch', async (path: string, init?: RequestInit) => {
+      seen.push([path, init]);
+      return new Response('device,state\n', {
+        headers: { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': 'attachment; filename="lastseen-ada-2026-12-03.csv"' },
+      });
+    });
+    const f = await new Api(browserTransport()).exportFile('csv');
+    expect(f).toMatchObject({ status: 200, name: 'lastseen-ada-2026-12-03.csv', type: 'text/csv; charset=utf-8' });
+    expect(await f.data.text()).toBe('device,state\n');
+    expect(seen).toEqual([['/api/v1/export?format=csv', { credentials: 'same-origin' }]]);
+  });
+
+  it('turns a refused export into an ApiError with the service message', async () => {
+    vi.stubGlobal('location', { origin: 'http://svc' });
+    vi.stubGlobal('fetch', async () => new Response('{"error":{"code":"forbidden","message":"this needs a user token"}}', { status: 403 }));
+    await expect(new Api(browserTransport()).exportFile('json')).rejects.toMatchObject({ status: 403, code: 'forbidden', message: 'this needs a user token' });
+    vi.stubGlobal('fetch', async () => new Response('Bad Gateway', { status: 502 }));
+    await expect(new Api(browserTransport()).exportFile('json')).rejects.toThrow('GET /api/v1/export failed with HTTP 502: Bad Gateway');
+  });
+
+  it('sends a picked file as it is in the browser', async () => {
+    const seen: [string, RequestInit | undefined][] = [];
+    vi.stubGlobal('location', { origin: 'http://svc' });
+    vi.stubGlobal('fetch', async (path: string, init?: RequestInit) => {
+      seen.push([path, init]);
+      return new Response(JSON.stringify(result));
+    });
+    const file = new Blob(['{"buckets":{}}']);
+    expect(await new Api(browserTransport()).importFile(file, { kind: 'named', name: 'old pc' })).toEqual(result);
+    expect(seen[0][0]).toBe('/api/v1/import?device_name=old%20pc');
+    expect(seen[0][1]).toMatchObject({ method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' } });
+    expect(seen[0][1]?.body).toBe(file);
+  });
+
+  it('reads a picked file as text for the window bridge, and names a window export itself', async () => {
+    const calls: string[][] = [];
+    const t = windowTransport(
+      {
+        Request: async (m, p, b) => {
+          calls.push([m, p, b]);
+          if (p.startsWith('/api/v1/export')) return { status: 200, body: '{"version":1}' };
+          return { status: 200, body: JSON.stringify(result) };
+        },
+      },
+      undefined,
+    );
+    const api = new Api(t);
+    expect(await api.importFile(new Blob(['{"buckets":{}}']), { kind: 'device', id: 9 })).toEqual(result);
+    const f = await api.exportFile('json');
+    expect(f.name).toBe(''); // no headers cross the bridge
+    expect(f.type).toBe('application/json;charset=utf-8');
+    expect(await f.data.text()).toBe('{"version":1}');
+    expect(calls).toEqual([
+      ['POST', '/api/v1/import?device=9', '{"buckets":{}}'],
+      ['GET', '/api/v1/export', ''],
+    ]);
+  });
+
+  it('shows an import refused by the service with its message', async () => {
+    const api = new Api(fixed({ status: 400, body: '{"error":{"code":"invalid","message":"buckets.x.events[3].timestamp: not a time"}}' }));
+    await expect(api.importFile(new Blob(['{}']), { kind: 'file' })).rejects.toMatchObject({
+      status: 400,
+      message: 'buckets.x.events[3].timestamp: not a time',
+    });
   });
 });
 

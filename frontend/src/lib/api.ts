@@ -7,6 +7,7 @@
 
 import { decodeEvent } from './events';
 import { stateLabel } from './format';
+import { attachmentName, exportPath, exportType, importPath, type ExportFormat, type ImportResult, type ImportTarget } from './portable';
 import type {
   Connection,
   DayTotal,
@@ -47,13 +48,26 @@ export interface RawResponse {
   body: string;
 }
 
+/** A file the service sends (an export): its bytes, and the name and type its headers give ('' where they do not arrive). */
+export interface RawFile {
+  status: number;
+  name: string;
+  type: string;
+  data: Blob;
+}
+
+/** A request body: JSON text, or a file the user picked, sent as it is. */
+export type Body = string | Blob;
+
 export interface StreamHandlers {
   event(ev: LiveEvent): void;
   connection(c: Connection): void;
 }
 
 export interface Transport {
-  request(method: string, path: string, body?: string): Promise<RawResponse>;
+  request(method: string, path: string, body?: Body): Promise<RawResponse>;
+  /** GETs a file; an error answer comes back as a file too, with its status. */
+  file(path: string): Promise<RawFile>;
   /** Starts the live stream; the returned function stops it. */
   subscribe(h: StreamHandlers): () => void;
   /** The agent's /local/v1 endpoints are there (desktop window). */
@@ -188,6 +202,20 @@ export function browserTransport(): Transport {
       }
       return { status: res.status, body: await res.text() };
     },
+    async file(path) {
+      let res: Response;
+      try {
+        res = await fetch(path, { credentials: 'same-origin' });
+      } catch (err) {
+        throw new ApiError(0, 'unavailable', `cannot reach the service: ${(err as Error).message}`);
+      }
+      return {
+        status: res.status,
+        name: attachmentName(res.headers.get('Content-Disposition')),
+        type: res.headers.get('Content-Type') ?? '',
+        data: await res.blob(),
+      };
+    },
     subscribe: (h) => browserStream(h),
   };
 }
@@ -229,6 +257,17 @@ export function windowTransport(bridge: WailsBridge, runtime: WailsRuntime | und
   // The title last set: every presence event reaches showState, and a
   // native call per event would be waste when nothing changed.
   let title = '';
+  const request = async (method: string, path: string, body?: Body): Promise<RawResponse> => {
+    // The bridge carries text only (a picked file is JSON, read as UTF-8)
+    // and sends it as application/json.
+    const text = body === undefined ? '' : typeof body === 'string' ? body : await body.text();
+    try {
+      const r = await bridge.Request(method, path, text);
+      return { status: r.status, body: r.body };
+    } catch (err) {
+      throw new ApiError(0, 'unavailable', `cannot reach the agent: ${String(err)}`);
+    }
+  };
   return {
     local: true,
     session: false,
@@ -239,13 +278,12 @@ export function windowTransport(bridge: WailsBridge, runtime: WailsRuntime | und
       title = next;
       runtime.WindowSetTitle(next);
     },
-    async request(method, path, body) {
-      try {
-        const r = await bridge.Request(method, path, body ?? '');
-        return { status: r.status, body: r.body };
-      } catch (err) {
-        throw new ApiError(0, 'unavailable', `cannot reach the agent: ${String(err)}`);
-      }
+    request,
+    async file(path) {
+      // Only the body crosses the bridge: no headers, so no name or type,
+      // and an answer is at most what the bridge holds in memory (16 MiB).
+      const r = await request('GET', path);
+      return { status: r.status, name: '', type: '', data: new Blob([r.body]) };
     },
     subscribe(h) {
       if (!runtime) {
@@ -309,7 +347,12 @@ export class Api {
   }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const r = await this.t.request(method, path, body === undefined ? undefined : JSON.stringify(body));
+    return this.send<T>(method, path, body === undefined ? undefined : JSON.stringify(body));
+  }
+
+  /** A request with a body sent as it is (JSON text or a file); the answer is JSON. */
+  async send<T>(method: string, path: string, body?: Body): Promise<T> {
+    const r = await this.t.request(method, path, body);
     let parsed: unknown = undefined;
     if (r.body) {
       try {
@@ -318,15 +361,27 @@ export class Api {
         if (r.status < 400) throw new ApiError(r.status, 'invalid', `${method} ${path}: the answer is not JSON`);
       }
     }
-    if (r.status >= 400 || r.status === 0) {
-      const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ApiError(
-        r.status,
-        e?.code ?? 'http',
-        e?.message ?? `${method} ${path} failed with HTTP ${r.status}${r.body && !parsed ? `: ${r.body.slice(0, 200)}` : ''}`,
-      );
-    }
+    if (r.status >= 400 || r.status === 0) throw failure(method, path, r.status, r.body, parsed);
     return parsed as T;
+  }
+
+  /**
+   * GETs a file: its bytes, name and type. An error answer throws as
+   * call's do; name and type are '' where the transport cannot tell them.
+   */
+  async fetchFile(path: string): Promise<RawFile> {
+    const f = await this.t.file(path);
+    if (f.status >= 400 || f.status === 0) {
+      const text = await f.data.text();
+      let parsed: unknown = undefined;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not the error envelope: failure quotes the text
+      }
+      throw failure('GET', path, f.status, text, parsed);
+    }
+    return f;
   }
 
   subscribe(h: StreamHandlers): () => void {
@@ -359,6 +414,14 @@ export class Api {
   addDevice = (name: string) => this.call<NewDevice>('POST', '/api/v1/devices', { name });
   revokeDevice = (id: number) => this.call<unknown>('DELETE', `/api/v1/devices/${id}`);
 
+  /** Everything of the user as a file (user token or sign-in only; not a device token). */
+  async exportFile(format: ExportFormat): Promise<RawFile> {
+    const f = await this.fetchFile(exportPath(format));
+    return f.type ? f : { ...f, type: exportType(format), data: new Blob([f.data], { type: exportType(format) }) };
+  }
+  /** Sends a Lastseen or ActivityWatch export, as picked, into the user's history. */
+  importFile = (file: Blob, target: ImportTarget) => this.send<ImportResult>('POST', importPath(target), file);
+
   login = (token: string) => this.call<unknown>('POST', '/api/v1/login', { token });
   logout = () => this.call<unknown>('POST', '/api/v1/logout');
 
@@ -381,6 +444,16 @@ export class Api {
       )
     ).sessions ?? [];
   diagnostics = () => this.call<Diagnostics>('GET', '/local/v1/diagnostics');
+}
+
+/** The ApiError for a failed answer: the error envelope's code and message, else the status and the start of the text. */
+function failure(method: string, path: string, status: number, body: string, parsed: unknown): ApiError {
+  const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+  return new ApiError(
+    status,
+    e?.code ?? 'http',
+    e?.message ?? `${method} ${path} failed with HTTP ${status}${body && !parsed ? `: ${body.slice(0, 200)}` : ''}`,
+  );
 }
 
 /** The API for wherever the dashboard runs. */

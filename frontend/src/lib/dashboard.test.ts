@@ -18,6 +18,7 @@ function scripted(routes: Record<string, () => RawResponse>) {
         if (!key) throw new Error(`unexpected ${path}`);
         waiting.push({ path, release: () => resolve(routes[key]()) });
       }),
+    file: (path) => Promise.reject(new Error(`unexpected file ${path}`)),
     subscribe: (h) => {
       handlers = h;
       return () => (handlers = null);
