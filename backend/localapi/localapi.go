@@ -50,6 +50,10 @@ type Status struct {
 	Device          DeviceRef      `json:"device"`
 	Handle          string         `json:"handle"`
 	TodayActiveS    int64          `json:"today_active_s"`
+	// LocalStoreError says the agent's database cannot be written (a full
+	// or read-only disk): beats are kept in memory and sent from there
+	// until it can. "" when all is well.
+	LocalStoreError string `json:"local_store_error"`
 }
 
 // ServiceStatus says which service the agent talks to and how that goes.
@@ -127,6 +131,13 @@ type Diagnostics struct {
 	Version       string           `json:"version"`
 	DataDir       string           `json:"data_dir"`
 	UptimeS       int64            `json:"uptime_s"`
+	// LocalStoreError is Status.LocalStoreError and since when; meanwhile
+	// memory holds HeldInMemory queued beats (counted in OutboxDepth), and
+	// its bound dropped HeldDropped.
+	LocalStoreError      string     `json:"local_store_error"`
+	LocalStoreErrorSince *time.Time `json:"local_store_error_since"`
+	HeldInMemory         int        `json:"held_in_memory"`
+	HeldDropped          int64      `json:"held_dropped"`
 }
 
 // QuarantineItem is a beat the service refused, kept with its reason.
@@ -143,6 +154,7 @@ type SessionItem struct {
 	ID        int64          `json:"id"`
 	DeviceID  int64          `json:"device_id"`
 	State     presence.State `json:"state"`
+	Why       presence.Why   `json:"why,omitempty"` // active only: input, call or media
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end"`
 	DurationS int64          `json:"duration_s"`
@@ -312,7 +324,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	items := make([]SessionItem, 0, len(spans))
 	for _, s := range spans {
 		items = append(items, SessionItem{
-			ID: s.ID, DeviceID: s.DeviceID, State: s.State,
+			ID: s.ID, DeviceID: s.DeviceID, State: s.State, Why: s.Why.Of(s.State),
 			Start: s.Start.UTC(), End: s.End.UTC(),
 			DurationS: int64(s.Duration() / time.Second),
 			Open:      s.OpenAt(now, h.cfg.Window),
