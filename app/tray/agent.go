@@ -99,10 +99,14 @@ func RunAgent(ctx context.Context, a Agent, o AgentOptions) error {
 }
 
 // StatusOf is what the tray shows for the agent's status st, the service in
-// use and the login item: a revoked token or a failing idle reader is the
-// one error shown.
+// use and the login item: one error, the first of a sending problem (a
+// revoked token: nothing is sent), a database that cannot be written
+// (beats live in memory only) and a failing idle reader.
 func StatusOf(st agent.Status, service string, startAtLogin bool) Status {
 	errText := st.SyncError
+	if errText == "" {
+		errText = st.StoreError
+	}
 	if errText == "" {
 		errText = st.IdleError
 	}

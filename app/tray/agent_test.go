@@ -25,6 +25,10 @@ func TestStatusOf(t *testing.T) {
 			Status{Service: "local", Error: "revoked"}},
 		{"else the idle reader's", agent.Status{IdleError: "no X"}, "local", false,
 			Status{Service: "local", Error: "no X"}},
+		{"a database that cannot be written comes before the idle reader", agent.Status{StoreError: "disk full; beats in memory", IdleError: "no X"}, "local", false,
+			Status{Service: "local", Error: "disk full; beats in memory"}},
+		{"but after a sending problem", agent.Status{SyncError: "revoked", StoreError: "disk full"}, "local", false,
+			Status{Service: "local", Error: "revoked"}},
 		{"in a call, calls counted", agent.Status{State: presence.Active, Why: presence.ByCall, CountCallsAndMedia: true}, "local", false,
 			Status{State: "active", Why: "call", Service: "local", CountCallsAndMedia: true}},
 	} {

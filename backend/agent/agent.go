@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -68,7 +69,10 @@ type Status struct {
 	// SyncError is the current sending problem ("" once an exchange
 	// succeeds), for example RevokedMessage.
 	SyncError string
-	// StoreError is the last failure to write a beat ("" when fine).
+	// StoreError is why beats cannot be written to the agent's database
+	// ("" when they can): while the disk is full or read-only the agent
+	// keeps beating into memory (a bounded queue) and sends from there,
+	// and the database catches up once it takes writes again.
 	StoreError string
 	// TodayActive is today's active time from local history.
 	TodayActive time.Duration
@@ -90,7 +94,13 @@ type Diagnostics struct {
 	Failures          int       // consecutive failed attempts
 	NextRetry         time.Time // zero unless backing off
 	Revoked           bool
-	StoreError        string
+	// StoreError is Status.StoreError; StoreErrorSince when it began.
+	StoreError      string
+	StoreErrorSince time.Time
+	// Held is how many queued beats memory holds while the database cannot
+	// be written; HeldDropped how many the memory bound dropped meanwhile.
+	Held        int
+	HeldDropped int64
 }
 
 // Agent is the always-on loop: activity → state → outbox → sender.
@@ -161,9 +171,11 @@ func New(d Deps, cfg Config) (*Agent, error) {
 		case err != nil:
 			a.log.Warn("ignoring stored mode", slog.String(logMode, set.Mode))
 		case m == Pause && !d.Now().Before(set.ModeUntil):
-			// The pause ended while the agent was not running.
+			// The pause ended while the agent was not running. A disk
+			// that cannot take the change must not keep the agent from
+			// beating: the stored pause is over either way.
 			if err := d.DB.SetMode(ctx, string(Automatic), time.Time{}); err != nil {
-				return nil, err
+				a.log.Warn("cannot store the end of a pause", slog.Any(logErr, err))
 			}
 		default:
 			a.mode, a.until = m, set.ModeUntil
@@ -182,18 +194,34 @@ func New(d Deps, cfg Config) (*Agent, error) {
 
 // Status is the agent's current status.
 func (a *Agent) Status() Status {
+	t := a.db.Trouble() // outside a.mu: the database's lock waits for commits
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.statusLocked()
+	return a.statusLocked(t)
 }
 
-func (a *Agent) statusLocked() Status {
+func (a *Agent) statusLocked(t agentdb.Trouble) Status {
 	st := a.st
 	st.Mode, st.Until, st.CountCallsAndMedia = a.mode, a.until, a.cfg.CountCallsAndMedia
 	ss := a.s.status()
 	st.Connected, st.Reachable, st.LastSync, st.SyncError = ss.connected, ss.reachable, ss.lastSync, ss.curErr
 	st.Revoked = ss.stopped != ""
+	if st.StoreError == "" {
+		st.StoreError = troubleText(t)
+	}
 	return st
+}
+
+// troubleText is the status line for a database that cannot be written.
+func troubleText(t agentdb.Trouble) string {
+	if t.Err == "" {
+		return ""
+	}
+	s := fmt.Sprintf("cannot write the agent database (%s): %d beats kept in memory, sent from there, saved when it can", t.Err, t.Held)
+	if t.Dropped > 0 {
+		s += fmt.Sprintf("; %d oldest dropped", t.Dropped)
+	}
+	return s
 }
 
 // Subscribe returns a channel that receives the status whenever it changes
@@ -219,9 +247,10 @@ func (a *Agent) Subscribe() (updates <-chan Status, cancel func()) {
 
 // publish sends the status to subscribers when it changed.
 func (a *Agent) publish() {
+	t := a.db.Trouble()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := a.statusLocked()
+	st := a.statusLocked(t)
 	if a.havePub && sameForDisplay(st, a.last) {
 		return
 	}
@@ -338,7 +367,12 @@ func (a *Agent) Diagnostics(ctx context.Context) (Diagnostics, error) {
 	a.mu.Lock()
 	storeErr := a.st.StoreError
 	a.mu.Unlock()
+	trouble := a.db.Trouble()
+	if storeErr == "" {
+		storeErr = troubleText(trouble)
+	}
 	return Diagnostics{
+		StoreErrorSince: trouble.Since, Held: trouble.Held, HeldDropped: trouble.Dropped,
 		OutboxDepth: stats.OutboxDepth, OldestQueued: stats.OldestQueued,
 		OutboxDropped: stats.Dropped, OutboxCompacted: stats.Compacted, LastSeq: stats.LastSeq,
 		Quarantine: q, QuarantineCount: stats.Quarantined, QuarantineDropped: stats.QuarantineDropped,

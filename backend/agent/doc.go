@@ -1,8 +1,10 @@
 // Package agent is the always-on agent's core, headless: it samples OS
 // activity, decides the device's presence state (DESIGN §2), applies the
 // user's manual mode, writes every beat to the outbox in agentdb before
-// anything tries to send it, and sends the outbox to the presence service in
-// batches with backoff.
+// anything tries to send it (while the disk cannot take writes, agentdb
+// holds beats in a bounded queue in memory and the agent says so in its
+// status), and sends the outbox to the presence service in batches with
+// backoff.
 //
 // Every beat that changes a state carries when that state really began
 // (presence.Beat.Since: the last input for idle, the lock for away, the

@@ -335,7 +335,13 @@ func buildRig(t *testing.T, cfg Config, path string, waits bool) *rig {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "agent.db")
 	}
-	r := &rig{t: t, path: path, db: openDB(t, path), idle: newFakeIdle(), sig: newFakeSignals(), events: make(chan OSEvent), logs: &logBuffer{}, t0: time.Now()}
+	return buildRigOn(t, cfg, path, openDB(t, path), waits)
+}
+
+// buildRigOn is buildRig on a database the test opened (at path).
+func buildRigOn(t *testing.T, cfg Config, path string, db *agentdb.DB, waits bool) *rig {
+	t.Helper()
+	r := &rig{t: t, path: path, db: db, idle: newFakeIdle(), sig: newFakeSignals(), events: make(chan OSEvent), logs: &logBuffer{}, t0: time.Now()}
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var idle IdleReader = r.idle
 	if waits {

@@ -641,12 +641,17 @@ func (l *loop) beat(wctx context.Context, now time.Time, local shown, localSince
 	}
 	b, err := a.db.Record(wctx, e)
 	if err != nil {
-		// Retried at the next tick: lastLocal/lastSent still differ, or the
-		// beat is still due.
+		// Retried a tick later: lastLocal/lastSent still differ, or the
+		// beat is still due. Not at once: a due beat that cannot be
+		// written would spin the loop. (A full or read-only disk is no
+		// error here: the database holds the beat in memory.)
 		if l.storeErr == nil {
 			a.log.Error("cannot write beat", slog.Any(logErr, err))
 		}
 		l.storeErr = err
+		if !l.nextBeat.IsZero() {
+			l.nextBeat = now.Add(cfg.Tick)
+		}
 		return
 	}
 	if l.storeErr != nil {

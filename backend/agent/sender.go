@@ -17,6 +17,22 @@ import (
 // device's token with 401: sending stops until the token changes.
 const RevokedMessage = "this device's token was revoked"
 
+// SeqExhaustedMessage is the sync error shown when the service holds seqs
+// for this device at or near presence.MaxSeq: renumbering the queue above
+// them would leave no seq the service accepts, so sending stops until the
+// device token changes.
+const SeqExhaustedMessage = "this device's sequence is exhausted on the service; re-pair or reset the device"
+
+// seqHeadroom is how many seqs must remain below presence.MaxSeq after a
+// resync for the agent to go on: 2^32 is over a century at a beat a second.
+// Less means the service holds a seq no agent made (a hostile or broken
+// client with this device's token); sending on would soon run out.
+const seqHeadroom = 1 << 32
+
+// errSeqExhausted reports an answer whose last_seq leaves no room to
+// renumber the queue above it.
+var errSeqExhausted = errors.New(SeqExhaustedMessage)
+
 // MaxRetryAfter caps a service's Retry-After: the beats are safe in the
 // outbox, but an absurd value must not silence the agent for days.
 const MaxRetryAfter = time.Hour
@@ -205,7 +221,7 @@ func (s *sender) run(ctx context.Context) {
 		}
 		batch := presence.Batch{SentAt: s.now().UTC(), Beats: beats}
 		if !factsSent {
-			batch.Facts = s.facts
+			batch.Facts = fitFacts(s.facts)
 		}
 		rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 		res, err := up.PostHeartbeats(rctx, batch)
@@ -215,6 +231,11 @@ func (s *sender) run(ctx context.Context) {
 		}
 		if err == nil {
 			if err := s.settle(ctx, beats, res, sentBefore); err != nil {
+				if errors.Is(err, errSeqExhausted) {
+					s.stop(SeqExhaustedMessage, fmt.Errorf("the service's last_seq for this device is %d; renumbering above it needs %d seqs below %d",
+						res.LastSeq, int64(seqHeadroom), int64(presence.MaxSeq)))
+					continue
+				}
 				s.fail(ctx, gen, err, false)
 				continue
 			}
@@ -222,8 +243,27 @@ func (s *sender) run(ctx context.Context) {
 			s.succeeded()
 			continue
 		}
+		if batch.Facts != nil && refusedBatch(err, len(beats)) {
+			// The facts are the one part of the batch the agent did not
+			// make for the service; they are worth no beat. Send on
+			// without them, at once.
+			factsSent = true
+			s.log.Warn("the service refused a batch that carried the machine facts; sending without them",
+				slog.String(logReason, presence.ErrorMessage(err)))
+			s.attemptDone()
+			continue
+		}
 		s.handleError(ctx, gen, beats, err, &limit)
 	}
+}
+
+// refusedBatch reports an answer that refuses a batch of n beats as a
+// whole, not for its size: 400, or 413 for a single beat (a larger batch
+// is halved first). Refusals of single beats come in a successful answer's
+// rejected list.
+func refusedBatch(err error, n int) bool {
+	c := presence.ErrorCode(err)
+	return c == presence.EINVALID || c == presence.ETOOLARGE && n == 1
 }
 
 // switchTarget records the service now sent to and returns the sent mark for
@@ -258,14 +298,14 @@ func (s *sender) handleError(ctx context.Context, gen uint64, beats []presence.B
 			return
 		}
 		s.quarantine(ctx, gen, beats, err)
-	case presence.EINVALID:
-		// The service refused the batch as a whole: these beats will never
-		// be accepted as they are. Quarantine them (with the reason) so the
-		// beats behind them flow.
-		s.quarantine(ctx, gen, beats, err)
 	default:
-		// Rate limits, unreachable or failing services, odd answers (404 from
-		// a wrong URL): retry later, the beats wait in the outbox.
+		// The service refused the batch as a whole (400: it judges beats one
+		// by one and lists those it refuses in a successful answer, so this
+		// is about the request, not a beat), or rate limits, unreachable or
+		// failing services, odd answers (404 from a wrong URL): retry
+		// later, the beats wait in the outbox. A batch-level refusal is
+		// never a reason to quarantine beats: that lost every beat behind a
+		// refusal that was not theirs.
 		s.fail(ctx, gen, err, answered)
 	}
 }
@@ -299,6 +339,12 @@ func (s *sender) settle(ctx context.Context, beats []presence.Beat, res presence
 	}
 	ahead := res.LastSeq > s.db.LastSeq()
 	if (unexpected || ahead) && res.LastSeq > 0 {
+		if res.LastSeq > presence.MaxSeq-seqHeadroom {
+			// Renumbering above it would overflow or leave seqs the
+			// service refuses: every later beat lost. Keep the queue as
+			// it is for a re-paired device.
+			return errSeqExhausted
+		}
 		for _, b := range valid[dups:] {
 			st.Delete = append(st.Delete, b.Seq)
 		}

@@ -210,41 +210,6 @@ func TestRejectedBeatsAreQuarantinedAndDoNotBlock(t *testing.T) {
 	})
 }
 
-func TestWholeBatchRefusalQuarantinesThatBatch(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, Config{}, "")
-		r.start()
-		r.advance(5 * time.Minute) // ~10 beats queued, no service yet
-		queued := len(r.outbox())
-		svc := &fakeService{fail: func(n int, b presence.Batch) error {
-			if n == 1 { // the first full batch after the probe
-				return errCode(presence.EINVALID, 0)
-			}
-			return nil
-		}}
-		r.setUploader(svc, "svc")
-		r.idle.touch()
-		r.advance(time.Minute)
-		d, _ := r.a.Diagnostics(context.Background())
-		if d.OutboxDepth != 0 || d.QuarantineCount != int64(queued-1) {
-			t.Fatalf("depth %d quarantined %d of %d queued", d.OutboxDepth, d.QuarantineCount, queued)
-		}
-		if !strings.Contains(d.Quarantine[0].Error, "invalid from the service") {
-			t.Fatalf("reason %q", d.Quarantine[0].Error)
-		}
-		// The probe and everything after the refused batch went through.
-		if n := len(svc.got()); n < 2 {
-			t.Fatalf("delivered %d", n)
-		}
-		if !strings.Contains(d.LastError, "refused") || d.LastErrorAt.IsZero() {
-			t.Fatalf("diagnostics last error %q", d.LastError)
-		}
-		if st := r.a.Status(); st.SyncError != "" {
-			t.Fatalf("status error after later successes: %q", st.SyncError)
-		}
-	})
-}
-
 func TestRecoveredLoggedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, Config{}, "")

@@ -4,7 +4,10 @@
 // agent's settings.
 //
 // Every beat is committed here before anything tries to send it, so a crash,
-// a sleep or an outage loses nothing that was produced. The database is
+// a sleep or an outage loses nothing that was produced. While the file
+// cannot be written (a full disk, a read-only file system) beats are held
+// in a bounded queue in memory instead, sent from there, and written at
+// the first write that succeeds (see Trouble). The database is
 // written only when a beat is produced or acknowledged: a sampling tick that
 // changes nothing costs no write.
 package agentdb
@@ -45,8 +48,15 @@ type Options struct {
 	MaxOutbox int
 	// MaxQuarantine is the most quarantined beats kept (DefaultMaxQuarantine).
 	MaxQuarantine int
+	// MaxHeld is the most beats kept in memory while the file cannot be
+	// written (DefaultMaxHeld).
+	MaxHeld int
 	// Logger receives warnings about thinned and dropped beats.
 	Logger *slog.Logger
+	// FailWrites, when set, is asked before every write; an error it returns
+	// fails the write as a full or read-only disk does. Tests put the
+	// agent on a failing disk with it.
+	FailWrites func() error
 }
 
 func (o Options) withDefaults() Options {
@@ -61,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxQuarantine == 0 {
 		o.MaxQuarantine = DefaultMaxQuarantine
+	}
+	if o.MaxHeld == 0 {
+		o.MaxHeld = DefaultMaxHeld
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -88,6 +101,9 @@ type DB struct {
 	hist      presence.DeviceState
 	histMaxID int64
 	commits   int64
+	// held is what waits in memory for the file to take writes again.
+	// lastSeq and depth count it: they are what the agent sees.
+	held held
 }
 
 // Open opens (creating if needed, directory included) the database at path
@@ -98,8 +114,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := opts.Pulse.Validate(); err != nil {
 		return nil, fmt.Errorf("open agent db: %w", err)
 	}
-	if opts.MaxOutbox < 2 || opts.MaxQuarantine < 1 {
-		return nil, presence.Errorf(presence.EINVALID, "outbox bound must be at least 2 and quarantine bound at least 1")
+	if opts.MaxOutbox < 2 || opts.MaxQuarantine < 1 || opts.MaxHeld < 1 {
+		return nil, presence.Errorf(presence.EINVALID, "outbox bound must be at least 2, quarantine and memory bounds at least 1")
 	}
 	if path == "" {
 		return nil, presence.Errorf(presence.EINVALID, "agent db path is required")
@@ -124,8 +140,15 @@ func Open(path string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-// Close closes the database. Everything written was committed already.
+// Close closes the database. Everything written was committed already,
+// unless the file could not be written: Close tries once more to write
+// what memory holds, and says what is lost when it cannot.
 func (db *DB) Close() error {
+	if err := db.Flush(context.Background()); err != nil {
+		t := db.Trouble()
+		db.log.Error("closing with beats the agent database could not take; they are lost",
+			slog.Int("beats", t.Held), slog.Any("err", err))
+	}
 	if err := db.db.Close(); err != nil {
 		return fmt.Errorf("close agent db: %w", err)
 	}
@@ -225,13 +248,36 @@ func (db *DB) load() error {
 // (still under the lock) only once the commit succeeded, so cached fields
 // never run ahead of the file.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) (after func(), err error)) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
+	return db.write(ctx, fn, nil)
+}
+
+// inTxLocked is inTx with db.mu held. What memory holds (see held) is
+// written first, in the same transaction.
+func (db *DB) inTxLocked(ctx context.Context, fn func(tx *sql.Tx) (after func(), err error)) (err error) {
+	if db.opts.FailWrites != nil {
+		if err := db.opts.FailWrites(); err != nil {
+			return troubleError{err}
+		}
+	}
+	// Writing held history folds into the cached fold state at once; a
+	// transaction that does not commit puts it back.
+	hist, histMaxID := db.hist, db.histMaxID
+	defer func() {
+		if err != nil {
+			db.hist, db.histMaxID = hist, histMaxID
+		}
+	}()
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	var wrote func()
+	if db.held.active() {
+		if wrote, err = db.writeHeld(ctx, tx); err != nil {
+			return err
+		}
+	}
 	after, err := fn(tx)
 	if err != nil {
 		return err
@@ -240,6 +286,9 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) (after func(), err e
 		return err
 	}
 	db.commits++
+	if wrote != nil {
+		wrote()
+	}
 	if after != nil {
 		after()
 	}

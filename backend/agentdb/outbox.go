@@ -76,7 +76,9 @@ func sinceNS(b presence.Beat) sql.NullInt64 {
 // Record writes one beat in one transaction and returns the queued beat with
 // its seq (a zero Beat when nothing was queued). The seq comes from the
 // persistent counter in the same transaction, so a seq is never handed out
-// twice, even across a crash.
+// twice, even across a crash. When the file cannot be written (a full or
+// read-only disk) the beat is held in memory instead and Record succeeds:
+// see Trouble.
 func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 	if e.At.IsZero() {
 		return presence.Beat{}, presence.Errorf(presence.EINVALID, "beat time is required")
@@ -101,9 +103,12 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 		return presence.Beat{}, nil
 	}
 	var beat presence.Beat
-	err := db.inTx(ctx, func(tx *sql.Tx) (func(), error) {
+	err := db.write(ctx, func(tx *sql.Tx) (func(), error) {
 		var afters []func()
 		if e.Send != "" {
+			if db.lastSeq >= presence.MaxSeq {
+				return nil, errSeqExhausted
+			}
 			beat = e.queued()
 			beat.Seq = db.lastSeq + 1
 			since := sinceNS(beat)
@@ -141,6 +146,12 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 				}
 			}
 		}, nil
+	}, func(error) error {
+		// The file cannot take it: memory does, and the beat is sent all
+		// the same.
+		var err error
+		beat, err = db.holdEntry(e)
+		return err
 	})
 	if err != nil {
 		return presence.Beat{}, fmt.Errorf("record beat: %w", err)
@@ -260,37 +271,17 @@ func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, erro
 	return int64(len(del)), nil
 }
 
-// Outbox returns up to limit queued beats, oldest (lowest seq) first.
+// Outbox returns up to limit queued beats, oldest (lowest seq) first,
+// those held in memory included.
 func (db *DB) Outbox(ctx context.Context, limit int) ([]presence.Beat, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.db.QueryContext(ctx, `SELECT seq, at_ns, state, idle_s, since_ns, why FROM outbox ORDER BY seq LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []presence.Beat
-	for rows.Next() {
-		var (
-			b          presence.Beat
-			at         int64
-			state, why string
-			since      sql.NullInt64
-		)
-		if err := rows.Scan(&b.Seq, &at, &state, &b.IdleS, &since, &why); err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		b.At, b.State, b.Why = fromNS(at), presence.State(state), presence.Why(why)
-		if since.Valid {
-			b.Since = fromNS(since.Int64)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return out, nil
+	// Under the lock: a write that moves held beats into the file must not
+	// land between reading the file and reading memory.
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.outboxLocked(ctx, limit)
 }
 
 // Quarantined is a beat the service refused, with its reason.
@@ -334,13 +325,15 @@ func (db *DB) Resync(ctx context.Context, lastSeq int64) (int, error) {
 }
 
 // Settle applies a settlement and returns how many queued beats a resync
-// renumbered.
+// renumbered. When the file cannot be written, a settlement without a
+// resync is held in memory (see Trouble) and written with the next write
+// that succeeds.
 func (db *DB) Settle(ctx context.Context, s Settlement) (int, error) {
 	if s.Through < 0 || s.Resync < 0 {
 		return 0, presence.Errorf(presence.EINVALID, "seqs must not be negative")
 	}
 	var renumbered int
-	err := db.inTx(ctx, func(tx *sql.Tx) (func(), error) {
+	err := db.write(ctx, func(tx *sql.Tx) (func(), error) {
 		now := db.opts.Now()
 		var removed int64
 		del := func(seq int64) error {
@@ -389,7 +382,7 @@ func (db *DB) Settle(ctx context.Context, s Settlement) (int, error) {
 			}
 		}
 		return func() { db.depth -= removed; db.lastSeq = lastSeq }, nil
-	})
+	}, func(error) error { return db.holdSettlement(ctx, s) })
 	if err != nil {
 		return 0, fmt.Errorf("settle outbox: %w", err)
 	}
@@ -404,6 +397,11 @@ func resync(ctx context.Context, tx *sql.Tx, serviceSeq, lastSeq int64) (int64, 
 	)
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), MIN(seq), MAX(seq) FROM outbox`).Scan(&n, &lo, &hi); err != nil {
 		return 0, 0, fmt.Errorf("resync: %w", err)
+	}
+	if base > presence.MaxSeq-int64(n) {
+		// Never past the service's bound, and never wrapping: a seq the
+		// service refuses would lose the beat.
+		return 0, 0, fmt.Errorf("resync above %d: %w", serviceSeq, errSeqExhausted)
 	}
 	newLast := base
 	if n > 0 {
@@ -421,6 +419,9 @@ func resync(ctx context.Context, tx *sql.Tx, serviceSeq, lastSeq int64) (int64, 
 	}
 	return newLast, n, nil
 }
+
+// errSeqExhausted: the next seq would pass presence.MaxSeq.
+var errSeqExhausted = presence.Errorf(presence.EINVALID, "the beat sequence is exhausted (seq %d reached); re-pair or reset the device", int64(presence.MaxSeq))
 
 // LastSeq is the highest seq this database ever handed out.
 func (db *DB) LastSeq() int64 {
@@ -440,15 +441,24 @@ func (db *DB) Depth() int64 {
 // been sent to it yet). A duplicate above it means the service knew seqs this
 // database never sent it.
 func (db *DB) SentSeq(ctx context.Context) (int64, error) {
-	return counter(ctx, db.db, "sent_seq")
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.held.target != "" {
+		return db.held.sent, nil
+	}
+	v, err := counter(ctx, db.db, "sent_seq")
+	return max(v, db.held.sent), err
 }
 
 // MarkSent records that beats up to seq are about to be sent. It writes only
 // when seq is above the mark, so retries of one batch cost nothing.
 func (db *DB) MarkSent(ctx context.Context, seq int64) error {
-	err := db.inTx(ctx, func(tx *sql.Tx) (func(), error) {
+	err := db.write(ctx, func(tx *sql.Tx) (func(), error) {
 		_, err := tx.ExecContext(ctx, `UPDATE counters SET value = ? WHERE name = 'sent_seq' AND value < ?`, seq, seq)
 		return nil, err
+	}, func(error) error {
+		db.held.sent = max(db.held.sent, seq)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mark sent: %w", err)
@@ -467,7 +477,8 @@ func (db *DB) SetTarget(ctx context.Context, target string) (changed bool, err e
 	}
 	sum := sha256.Sum256([]byte(target))
 	h := hex.EncodeToString(sum[:])
-	err = db.inTx(ctx, func(tx *sql.Tx) (func(), error) {
+	err = db.write(ctx, func(tx *sql.Tx) (func(), error) {
+		// What memory holds is in the file by now (see inTxLocked).
 		var cur string
 		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, keyTarget).Scan(&cur)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -481,6 +492,19 @@ func (db *DB) SetTarget(ctx context.Context, target string) (changed bool, err e
 			return nil, err
 		}
 		return nil, setCounter(ctx, tx, "sent_seq", 0)
+	}, func(error) error {
+		cur := db.held.target
+		if cur == "" {
+			var err error
+			if cur, _, err = db.Setting(ctx, keyTarget); err != nil {
+				return err
+			}
+		}
+		changed = cur != h
+		if changed {
+			db.held.target, db.held.sent = h, 0
+		}
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("set send target: %w", err)

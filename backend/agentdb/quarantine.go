@@ -48,10 +48,20 @@ func (db *DB) quarantine(ctx context.Context, tx *sql.Tx, qs []Quarantined, now 
 	return nil
 }
 
-// Quarantined lists up to limit quarantined beats, most recently refused first.
+// Quarantined lists up to limit quarantined beats, most recently refused
+// first (those held in memory, see Trouble, before those in the file).
 func (db *DB) Quarantined(ctx context.Context, limit int) ([]Quarantined, error) {
 	if limit <= 0 {
 		return nil, nil
+	}
+	var out []Quarantined
+	db.mu.Lock()
+	for i := len(db.held.quar) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, db.held.quar[i])
+	}
+	db.mu.Unlock()
+	if limit -= len(out); limit == 0 {
+		return out, nil
 	}
 	rows, err := db.db.QueryContext(ctx, `SELECT seq, at_ns, state, idle_s, error, quarantined_ns
 		FROM quarantine ORDER BY id DESC LIMIT ?`, limit)
@@ -59,7 +69,6 @@ func (db *DB) Quarantined(ctx context.Context, limit int) ([]Quarantined, error)
 		return nil, fmt.Errorf("read quarantine: %w", err)
 	}
 	defer rows.Close()
-	var out []Quarantined
 	for rows.Next() {
 		var (
 			q       Quarantined

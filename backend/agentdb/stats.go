@@ -74,9 +74,30 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("read stats: %w", err)
 	}
 	db.mu.Lock()
+	defer db.mu.Unlock()
 	if db.lastSeq > s.LastSeq {
 		s.LastSeq = db.lastSeq
 	}
-	db.mu.Unlock()
+	if h := &db.held; h.active() {
+		// What memory holds counts as if it were written.
+		s.OutboxDepth = db.depth
+		s.OldestQueued = time.Time{}
+		if first, err := db.outboxLocked(ctx, 1); err != nil {
+			return Stats{}, fmt.Errorf("read stats: %w", err)
+		} else if len(first) > 0 {
+			s.OldestQueued = first[0].At
+		}
+		if h.target != "" {
+			s.SentSeq = h.sent
+		} else {
+			s.SentSeq = max(s.SentSeq, h.sent)
+		}
+		s.Dropped += h.dropped
+		s.Quarantined += int64(len(h.quar))
+		s.QuarantineDropped += h.quarDropped
+		if h.syncedAt.After(s.LastSync) {
+			s.LastSync = h.syncedAt
+		}
+	}
 	return s, nil
 }

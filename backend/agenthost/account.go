@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lastseen/lastseen/backend/agentdb"
 	"github.com/lastseen/lastseen/backend/presence"
@@ -113,9 +114,16 @@ func displayName() string {
 	return ""
 }
 
+// truncate cuts s to at most n bytes of valid UTF-8, at a rune boundary:
+// a hostname is whatever the OS says, and a name cut inside a rune is not
+// text.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -48,9 +48,10 @@ func (c *controls) Status(ctx context.Context) (localapi.Status, error) {
 		Service: localapi.ServiceStatus{
 			Kind: kind, URL: url, Reachable: st.Reachable, LastSync: timePtr(st.LastSync), Error: errText,
 		},
-		Device:       localapi.DeviceRef{ID: id.deviceID, Name: id.deviceName},
-		Handle:       id.handle,
-		TodayActiveS: int64(st.TodayActive / time.Second),
+		Device:          localapi.DeviceRef{ID: id.deviceID, Name: id.deviceName},
+		Handle:          id.handle,
+		TodayActiveS:    int64(st.TodayActive / time.Second),
+		LocalStoreError: st.StoreError,
 	}, nil
 }
 
@@ -198,6 +199,8 @@ func (c *controls) Diagnostics(ctx context.Context) (localapi.Diagnostics, error
 	out := localapi.Diagnostics{
 		ActivityBackend: h.cfg.IdleName, IdleOrder: h.cfg.IdleOrder, LockBackend: h.cfg.LockName, SignalBackend: h.signalName(),
 		OutboxDepth: d.OutboxDepth, OutboxDropped: d.OutboxDropped,
+		LocalStoreError: d.StoreError, LocalStoreErrorSince: timePtr(d.StoreErrorSince),
+		HeldInMemory: d.Held, HeldDropped: d.HeldDropped,
 		LastSync: timePtr(d.LastSync), LastError: d.LastError,
 		Version: h.cfg.Version, DataDir: h.cfg.DataDir, UptimeS: int64(time.Since(h.started) / time.Second),
 	}

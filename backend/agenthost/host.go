@@ -25,6 +25,7 @@ import (
 
 	"github.com/lastseen/lastseen/backend/agent"
 	"github.com/lastseen/lastseen/backend/agentdb"
+	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/localapi"
 	"github.com/lastseen/lastseen/backend/presence"
@@ -258,12 +259,38 @@ func (h *Host) route(local http.Handler) http.Handler {
 	})
 }
 
-// serveReads answers the dashboard's /api/v1 reads from the service in use.
+// serveReads answers the dashboard's /api/v1 requests from the service in
+// use, except device management (see managesDevices).
 func (h *Host) serveReads(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
-	reads := h.svc.reads
+	reads, remote := h.svc.reads, h.svc.remote
 	h.mu.Unlock()
+	if managesDevices(r) {
+		msg := "the agent is this computer's one device: the window does not add or revoke devices"
+		if remote {
+			msg = "the agent holds only this device's token: add or revoke devices in the service's own dashboard"
+		}
+		status, d, _ := apierror.From(presence.Errorf(presence.EFORBIDDEN, "%s", msg))
+		apierror.Write(w, status, d)
+		return
+	}
 	reads.ServeHTTP(w, r)
+}
+
+// managesDevices reports a request that adds or revokes devices (anything
+// but a read of /api/v1/devices). In local mode the agent forwards the
+// window's requests as the local account's user, so without this the
+// window could mint a device token (POST /api/v1/devices answers one) that
+// reaches the embedded service on this listener without the per-run
+// secret, and outlives the run; or revoke the agent's own token. The path
+// is the one the service's router matches (decoded, as sent: an unclean
+// path is only redirected there, never served).
+func managesDevices(r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
+	p := r.URL.Path
+	return p == "/api/v1/devices" || strings.HasPrefix(p, "/api/v1/devices/")
 }
 
 // URL is the loopback address of the local API (and, for token holders, of

@@ -3,6 +3,7 @@ package agenthost
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/lastseen/lastseen/backend/presence"
 )
@@ -57,6 +58,25 @@ func TestCheckDeviceToken(t *testing.T) {
 		}
 		if err != nil && presence.ErrorCode(err) != presence.EINVALID {
 			t.Errorf("CheckDeviceToken(%q): code %q, want EINVALID", tt.token, presence.ErrorCode(err))
+		}
+	}
+}
+
+// TestTruncateKeepsUTF8: the local device's name comes from the hostname,
+// which may be long and need not be UTF-8; cut, it stays text.
+func TestTruncateKeepsUTF8(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"desk", 64, "desk"},
+		{strings.Repeat("é", 40), 64, strings.Repeat("é", 32)},
+		{"a" + strings.Repeat("é", 40), 64, "a" + strings.Repeat("é", 31)},
+		{"desk\xff", 64, "desk\uFFFD"},
+	} {
+		if got := truncate(tt.in, tt.n); got != tt.want || !utf8.ValidString(got) || len(got) > tt.n {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 		}
 	}
 }

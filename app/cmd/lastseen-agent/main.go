@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -223,8 +224,15 @@ func main() {
 // headless) the tray to the agent's host, and runs it until ctx ends or the
 // user quits from the tray.
 func run(ctx context.Context, f Flags, log *slog.Logger) error {
-	if err := os.MkdirAll(f.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	if err := prepareDataDir(f.DataDir); err != nil {
+		var loose errLooseDataDir
+		if !errors.As(err, &loose) {
+			return err
+		}
+		// The files in it are owner-only all the same (sqlitedb and the
+		// discovery file see to that); a file system without modes (FAT,
+		// some network shares) must not keep the agent from running.
+		log.Warn("the data dir stays open to other users", "err", err)
 	}
 	lock, err := acquireLock(filepath.Join(f.DataDir, lockFile))
 	if err != nil {
@@ -276,6 +284,37 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 		}
 	}
 	return <-done
+}
+
+// errLooseDataDir: the data dir exists but could not be made owner-only.
+type errLooseDataDir struct{ err error }
+
+func (e errLooseDataDir) Error() string { return e.err.Error() }
+func (e errLooseDataDir) Unwrap() error { return e.err }
+
+// prepareDataDir creates the data dir owner-only (0700) and makes an
+// existing one that other users may read or enter owner-only: it holds the
+// device token, the local API's secret and every beat. MkdirAll alone
+// leaves an existing directory as it is. On Windows access is an ACL
+// matter that mode bits do not express, and the per-user config dir is
+// private already.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return errLooseDataDir{fmt.Errorf("make data dir %s owner-only (it is %v): %w", dir, perm, err)}
+		}
+	}
+	return nil
 }
 
 // detectIdle picks the idle-time backend that works here. With none, the

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -117,4 +118,41 @@ func TestNoGOMAXPROCSUpdates(t *testing.T) {
 		}
 	}
 	t.Fatal("no DefaultGODEBUG in the build info: the //go:debug line in main.go is gone")
+}
+
+// TestDataDirIsMadeOwnerOnly: an existing data dir others may read or
+// enter is tightened at start (it holds the device token, the local API's
+// secret and every beat); MkdirAll alone left it as it was.
+func TestDataDirIsMadeOwnerOnly(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("mode bits")
+	}
+	base := t.TempDir()
+	loose := filepath.Join(base, "loose")
+	if err := os.Mkdir(loose, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o755); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(base, "a", "fresh")
+	for _, dir := range []string{loose, fresh} {
+		if err := prepareDataDir(dir); err != nil {
+			t.Fatalf("prepareDataDir(%s): %v", dir, err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o700 {
+			t.Errorf("%s: mode %v, want 0700", filepath.Base(dir), perm)
+		}
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareDataDir(file); err == nil {
+		t.Error("a file as the data dir was accepted")
+	}
 }
