@@ -8,7 +8,7 @@ GOFLAGS_T ?= -race -count=1 -timeout 20m
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all deps deps-test frontend build run server test test-go test-frontend test-browser \
+.PHONY: all deps deps-test frontend build run server test test-go fuzz-smoke test-frontend test-browser \
         test-desktop lint bench load bench-agent bench-window clean
 
 all: build
@@ -44,11 +44,16 @@ lint:
 	GOOS=windows $(GO) vet ./backend/activity/... ./backend/autostart/... ./backend/sysinfo/... ./app/ ./app/tray/...
 	GOOS=darwin CGO_ENABLED=0 $(GO) vet ./backend/activity/... ./backend/autostart/... ./backend/sysinfo/...
 
-test: deps-test build lint test-go test-frontend test-browser test-desktop
+test: deps-test build lint test-go fuzz-smoke test-frontend test-browser test-desktop
 	@echo "make test: all suites passed"
 
 test-go:
 	$(GO) test $(GOFLAGS_T) ./...
+
+# Every fuzz target for a few seconds each (FUZZTIME=3s); crashers land in
+# the package's testdata/fuzz/ and replay in every go test from then on.
+fuzz-smoke:
+	GO=$(GO) scripts/fuzz-smoke.sh
 
 test-frontend:
 	cd frontend && npm test

@@ -22,6 +22,11 @@
 //     definite: either the real result, or an error meaning "not applied".
 //   - Close stops accepting requests, commits everything already accepted and
 //     returns once the collector has finished.
+//   - With MaxWaiting set, a request that would make the waiting weight
+//     exceed it is refused at once with a *FullError (errors.Is ErrFull)
+//     that says when to come back; it was not applied. An overloaded store
+//     thus answers "later" in microseconds instead of holding every caller,
+//     and the memory behind the queue stays bounded.
 package groupcommit
 
 import (
@@ -35,6 +40,29 @@ import (
 
 // ErrClosed is returned by Do after Close.
 var ErrClosed = errors.New("groupcommit: writer closed")
+
+// ErrFull is what a *FullError is (errors.Is): the queue was full.
+var ErrFull = errors.New("groupcommit: too much waiting to be committed")
+
+// FullError refuses a request because MaxWaiting was reached. The request
+// was not applied; it may be sent again after RetryAfter.
+type FullError struct {
+	// Waiting is the weight that was already waiting, Max the bound.
+	Waiting, Max int
+	// Wait is how long the waiting weight takes to commit at the writer's
+	// recent pace: the earliest a retry may find room.
+	Wait time.Duration
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("groupcommit: %d of at most %d waiting to be committed; retry in %s", e.Waiting, e.Max, e.Wait)
+}
+
+// Is makes errors.Is(err, ErrFull) hold.
+func (e *FullError) Is(target error) bool { return target == ErrFull }
+
+// RetryAfter is when to try again (the presence.RetryAfterer contract).
+func (e *FullError) RetryAfter() time.Duration { return e.Wait }
 
 // errMismatch marks a commit function that broke its contract.
 var errMismatch = errors.New("groupcommit: commit returned the wrong number of results")
@@ -67,20 +95,41 @@ type Options[Req any] struct {
 	// Queue is how many requests may wait for the collector (default 4096).
 	// Do blocks (honouring its context) while the queue is full.
 	Queue int
+	// MaxWaiting, when above zero, bounds the summed weight of the
+	// requests waiting for the collector (those taken into the group being
+	// committed no longer count, nor, once the collector has passed them,
+	// those their callers withdrew). Do refuses a request that would exceed it
+	// with a *FullError instead of blocking, unless nothing waits at all, so
+	// a single request heavier than the bound still goes through. The queue
+	// then holds up to MaxWaiting requests, whatever Queue says.
+	MaxWaiting int
 }
 
 const (
 	defaultLinger   = 2 * time.Millisecond
 	defaultMaxBatch = 1000
 	defaultQueue    = 4096
+	// A FullError's Wait stays within these: the floor for a writer that
+	// has not timed a commit yet, the cap because a stalled commit would
+	// make the estimate run away.
+	minRetryHint = 10 * time.Millisecond
+	maxRetryHint = time.Minute
 )
 
 // Writer is a group-commit writer. Its methods are safe for concurrent use.
 type Writer[Req, Res any] struct {
-	commit   CommitFunc[Req, Res]
-	linger   time.Duration
-	maxBatch int
-	weight   func(Req) int
+	commit     CommitFunc[Req, Res]
+	linger     time.Duration
+	maxBatch   int
+	weight     func(Req) int
+	maxWaiting int64
+
+	// waiting is the summed weight of requests sent to queue and not yet
+	// received from it by the collector. costPerUnit is a moving average of
+	// the commit time per unit of weight (ns), for FullError's hint; the
+	// collector alone writes it.
+	waiting     atomic.Int64
+	costPerUnit atomic.Int64
 
 	// mu orders Do's enqueue against Close's closing of queue: Do sends while
 	// holding it for reading, Close takes it for writing, so no send ever
@@ -101,11 +150,12 @@ const (
 )
 
 type request[Req, Res any] struct {
-	req   Req
-	state atomic.Int32
-	res   Res
-	err   error
-	ready chan struct{} // closed when res/err are final
+	req    Req
+	weight int64 // Options.Weight of req, at least 1
+	state  atomic.Int32
+	res    Res
+	err    error
+	ready  chan struct{} // closed when res/err are final
 }
 
 // New starts a Writer whose collector goroutine runs until Close.
@@ -125,26 +175,33 @@ func New[Req, Res any](commit CommitFunc[Req, Res], opts Options[Req]) *Writer[R
 	if opts.Queue <= 0 {
 		opts.Queue = defaultQueue
 	}
+	if opts.MaxWaiting > 0 {
+		// Every waiting request weighs at least 1, so a queue this long
+		// never blocks a request the bound admits.
+		opts.Queue = opts.MaxWaiting
+	}
 	w := &Writer[Req, Res]{
-		commit:   commit,
-		linger:   opts.Linger,
-		maxBatch: opts.MaxBatch,
-		weight:   opts.Weight,
-		queue:    make(chan *request[Req, Res], opts.Queue),
-		done:     make(chan struct{}),
-		ctx:      context.Background(),
+		commit:     commit,
+		linger:     opts.Linger,
+		maxBatch:   opts.MaxBatch,
+		weight:     opts.Weight,
+		maxWaiting: int64(max(opts.MaxWaiting, 0)),
+		queue:      make(chan *request[Req, Res], opts.Queue),
+		done:       make(chan struct{}),
+		ctx:        context.Background(),
 	}
 	go w.run()
 	return w
 }
 
 // Do queues req and returns its result once the group holding it has been
-// committed. It returns ErrClosed after Close, and ctx's error (wrapped) when
-// ctx ends before the collector took the request, in which case the request
-// was not applied and never will be.
+// committed. It returns ErrClosed after Close, a *FullError when MaxWaiting
+// is reached, and ctx's error (wrapped) when ctx ends before the collector
+// took the request; in each of these cases the request was not applied and
+// never will be.
 func (w *Writer[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	var zero Res
-	r := &request[Req, Res]{req: req, ready: make(chan struct{})}
+	r := &request[Req, Res]{req: req, weight: int64(max(w.weight(req), 1)), ready: make(chan struct{})}
 	if err := w.enqueue(ctx, r); err != nil {
 		return zero, err
 	}
@@ -171,13 +228,33 @@ func (w *Writer[Req, Res]) enqueue(ctx context.Context, r *request[Req, Res]) er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("groupcommit: request not applied: %w", err)
 	}
+	if err := w.admit(r.weight); err != nil {
+		return err
+	}
 	select {
 	case w.queue <- r:
 		return nil
 	case <-ctx.Done():
+		w.waiting.Add(-r.weight)
 		return fmt.Errorf("groupcommit: request not applied: %w", ctx.Err())
 	}
 }
+
+// admit counts weight as waiting, or refuses it when that would pass
+// MaxWaiting while something already waits.
+func (w *Writer[Req, Res]) admit(weight int64) error {
+	n := w.waiting.Add(weight)
+	if w.maxWaiting == 0 || n <= w.maxWaiting || n == weight {
+		return nil
+	}
+	w.waiting.Add(-weight)
+	ahead := n - weight
+	wait := time.Duration(min(ahead*w.costPerUnit.Load(), int64(maxRetryHint)))
+	return &FullError{Waiting: int(ahead), Max: int(w.maxWaiting), Wait: max(wait, w.linger, minRetryHint)}
+}
+
+// Waiting is the summed weight of the requests waiting for the collector.
+func (w *Writer[Req, Res]) Waiting() int { return int(w.waiting.Load()) }
 
 // Close stops accepting requests, commits every request already accepted and
 // waits for the collector to finish. Later calls return nil at once.
@@ -203,9 +280,10 @@ func (w *Writer[Req, Res]) run() {
 		group := make([]*request[Req, Res], 0, 16)
 		weight := 0
 		add := func(r *request[Req, Res]) {
+			w.waiting.Add(-r.weight)
 			if r.state.CompareAndSwap(queued, taken) {
 				group = append(group, r)
-				weight += w.weight(r.req)
+				weight += int(r.weight)
 			}
 		}
 		add(first)
@@ -247,12 +325,27 @@ func (w *Writer[Req, Res]) run() {
 			}
 		}
 		if len(group) > 0 {
+			start := time.Now()
 			w.flush(group)
+			w.observe(weight, time.Since(start))
 		}
 		if !open {
 			return
 		}
 	}
+}
+
+// observe folds a group's commit time into costPerUnit, weighting the
+// newest group by 1/8: quick to follow a slower disk, steady over one odd
+// group.
+func (w *Writer[Req, Res]) observe(weight int, d time.Duration) {
+	sample := int64(d) / int64(max(weight, 1))
+	old := w.costPerUnit.Load()
+	if old == 0 {
+		w.costPerUnit.Store(sample)
+		return
+	}
+	w.costPerUnit.Store(old + (sample-old)/8)
 }
 
 // flush commits a group and answers its callers; on failure it retries each

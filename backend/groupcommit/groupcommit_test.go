@@ -364,3 +364,162 @@ func TestCloseRacingDo(t *testing.T) {
 		}
 	}
 }
+
+// gate is a commit that holds each group until released, so a test can
+// fill the queue behind it.
+type gate struct {
+	ledger
+	open chan struct{}
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+func (g *gate) commit(ctx context.Context, reqs []int) ([]string, error) {
+	<-g.open
+	return g.ledger.commit(ctx, reqs)
+}
+
+func TestMaxWaitingRefusesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		w := New(g.commit, Options[int]{Linger: -1, MaxWaiting: 3})
+		done := make(chan error, 4)
+		for r := 1; r <= 4; r++ {
+			go func() { _, err := w.Do(context.Background(), r); done <- err }()
+			synctest.Wait() // 1 is taken into a group; 2, 3 and 4 wait
+		}
+		if got := w.Waiting(); got != 3 {
+			t.Fatalf("Waiting() = %d, want 3", got)
+		}
+		start := time.Now()
+		_, err := w.Do(context.Background(), 5)
+		var full *FullError
+		if !errors.As(err, &full) || !errors.Is(err, ErrFull) {
+			t.Fatalf("err = %v, want a *FullError", err)
+		}
+		if time.Since(start) != 0 || full.Waiting != 3 || full.Max != 3 || full.RetryAfter() <= 0 {
+			t.Errorf("refusal after %v: %+v", time.Since(start), full)
+		}
+		close(g.open)
+		for range 4 {
+			if err := <-done; err != nil {
+				t.Errorf("accepted request failed: %v", err)
+			}
+		}
+		if _, err := w.Do(context.Background(), 6); err != nil {
+			t.Errorf("after the queue drained: %v", err)
+		}
+		w.Close()
+		applied, _ := g.snapshot()
+		if slices.Contains(applied, 5) || len(applied) != 5 {
+			t.Errorf("applied %v, want 1-4 and 6, never the refused 5", applied)
+		}
+		if w.Waiting() != 0 {
+			t.Errorf("Waiting() = %d after Close", w.Waiting())
+		}
+	})
+}
+
+func TestMaxWaitingCountsWeight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		w := New(g.commit, Options[int]{Linger: -1, MaxWaiting: 10, Weight: func(r int) int { return r }})
+		done := make(chan error, 3)
+		for _, r := range []int{1, 25} { // 1 is committing; 25 alone passes the empty queue
+			go func() { _, err := w.Do(context.Background(), r); done <- err }()
+			synctest.Wait()
+		}
+		if got := w.Waiting(); got != 25 {
+			t.Fatalf("Waiting() = %d, want 25", got)
+		}
+		if _, err := w.Do(context.Background(), 1); !errors.Is(err, ErrFull) {
+			t.Errorf("err = %v, want ErrFull past the bound", err)
+		}
+		close(g.open)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("accepted request failed: %v", err)
+			}
+		}
+		w.Close()
+	})
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		w := New(g.commit, Options[int]{Linger: -1, MaxWaiting: 10, Weight: func(r int) int { return r }})
+		done := make(chan error, 3)
+		for _, r := range []int{1, 4, 6} { // 4+6 waiting fill the bound exactly
+			go func() { _, err := w.Do(context.Background(), r); done <- err }()
+			synctest.Wait()
+		}
+		if _, err := w.Do(context.Background(), 1); !errors.Is(err, ErrFull) {
+			t.Errorf("err = %v, want ErrFull one past the bound", err)
+		}
+		close(g.open)
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Errorf("accepted request failed: %v", err)
+			}
+		}
+		w.Close()
+	})
+}
+
+// The hint is the waiting weight times the commit time per unit of weight
+// the writer has been seeing.
+func TestFullErrorHintFollowsThePace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &ledger{delay: 10 * time.Millisecond}
+		w := New(l.commit, Options[int]{Linger: -1, MaxWaiting: 3})
+		defer w.Close()
+		if _, err := w.Do(context.Background(), 0); err != nil { // learns 10ms per unit
+			t.Fatal(err)
+		}
+		for r := 1; r <= 4; r++ {
+			go w.Do(context.Background(), r)
+			synctest.Wait()
+		}
+		_, err := w.Do(context.Background(), 5)
+		var full *FullError
+		if !errors.As(err, &full) {
+			t.Fatalf("err = %v, want a *FullError", err)
+		}
+		if full.RetryAfter() != 30*time.Millisecond {
+			t.Errorf("RetryAfter = %v, want 3 waiting × 10ms", full.RetryAfter())
+		}
+	})
+}
+
+// A caller that gives up while the queue is full leaves no weight behind
+// once the collector has passed its request.
+func TestMaxWaitingReleasesCancelledRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		w := New(g.commit, Options[int]{Linger: -1, MaxWaiting: 2})
+		go w.Do(context.Background(), 1)
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		errs := make(chan error, 2)
+		for r := 2; r <= 3; r++ {
+			go func() { _, err := w.Do(ctx, r); errs <- err }()
+		}
+		synctest.Wait()
+		cancel()
+		for range 2 {
+			if err := <-errs; !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want the cancellation", err)
+			}
+		}
+		close(g.open)
+		synctest.Wait()
+		if _, err := w.Do(context.Background(), 4); err != nil {
+			t.Errorf("after withdrawals: %v", err)
+		}
+		w.Close()
+		if applied, _ := g.snapshot(); !slices.Equal(applied, []int{1, 4}) {
+			t.Errorf("applied %v, want 1 and 4", applied)
+		}
+		if w.Waiting() != 0 {
+			t.Errorf("Waiting() = %d, want 0", w.Waiting())
+		}
+	})
+}

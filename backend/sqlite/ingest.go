@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lastseen/lastseen/backend/groupcommit"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -39,11 +38,8 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 		}
 	}
 	out, err := s.writer.Do(ctx, ingestReq{deviceID: deviceID, beats: beats, facts: facts})
-	if errors.Is(err, groupcommit.ErrClosed) {
-		return presence.IngestResult{}, presence.Errorf(presence.EUNAVAILABLE, "the store is closed")
-	}
 	if err != nil {
-		return presence.IngestResult{}, fmt.Errorf("ingest into device %d: %w", deviceID, err)
+		return presence.IngestResult{}, writeError(deviceID, err)
 	}
 	return out.res, out.err
 }

@@ -31,10 +31,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Group commit: a batch lingers at most this long for company, and holds at
-// most this many beats (plus one per request) in one transaction.
+// Group commit: a batch holds at most this many beats (plus one per
+// request) in one transaction, and does not linger for company (negative
+// Linger): each commit syncs the disk, and the requests that arrive during
+// one sync form the next group, so groups grow with the load by themselves
+// while a lone beat is written at once. A linger would only add its length
+// to every answer.
 const (
-	ingestLinger   = time.Millisecond
+	ingestLinger   = -1
 	ingestMaxBatch = 5000
 	// readConns bounds the read pool; WAL lets readers run beside the writer.
 	readConns = 4
@@ -67,14 +71,23 @@ type Store struct {
 	loopDone  chan struct{}
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	// lock is held shared while the store is open, so that a restore
+	// refuses to replace the file under it (see sqlitedb.Lock).
+	lock *sqlitedb.Lock
 }
 
 var _ presence.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database at path, applies pending
 // migrations, loads every device's presence and starts the writer and the
-// expiry loop. Close releases it.
+// expiry loop, with the default Config. Close releases it.
 func Open(path string, opts presence.Options) (*Store, error) {
+	return OpenWith(path, opts, Config{})
+}
+
+// OpenWith is Open with a Config.
+func OpenWith(path string, opts presence.Options, cfg Config) (*Store, error) {
 	opts = opts.WithDefaults()
 	if err := opts.Pulse.Validate(); err != nil {
 		return nil, err
@@ -92,7 +105,11 @@ func Open(path string, opts presence.Options) (*Store, error) {
 		loopDone: make(chan struct{}),
 	}
 	var err error
-	if s.db, err = openDB(path, true); err != nil {
+	if s.lock, err = sqlitedb.LockShared(path, sqlitedb.DefaultBusyTimeout); err != nil {
+		return nil, err
+	}
+	if s.db, err = sqlitedb.Open(path, sqlitedb.Options{Synchronous: cfg.Synchronous}); err != nil {
+		s.lock.Unlock()
 		return nil, err
 	}
 	if err := sqlitedb.Migrate(s.db, migrations, "migrations", opts.Now()); err != nil {
@@ -120,17 +137,14 @@ func Open(path string, opts presence.Options) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("load presence: %w", err)
 	}
-	s.writer = groupcommit.New(s.commitIngest, groupcommit.Options[ingestReq]{
-		Linger:   ingestLinger,
-		MaxBatch: ingestMaxBatch,
-		Weight:   func(r ingestReq) int { return len(r.beats) + 1 },
-	})
+	s.writer = groupcommit.New(s.commitIngest, cfg.writerOptions())
 	go s.expiryLoop()
 	return s, nil
 }
 
-// openDB opens the writer (one connection) or the read pool, with the
-// pragmas every Lastseen store uses (see sqlitedb.Open).
+// openDB opens a writer (one connection, at the default synchronous
+// level) or the read pool, with the pragmas every Lastseen store uses (see
+// sqlitedb.Open).
 func openDB(file string, writer bool) (*sql.DB, error) {
 	var o sqlitedb.Options
 	if !writer {
@@ -190,7 +204,7 @@ func (s *Store) closeDBs() error {
 		errs = append(errs, s.rdb.Close())
 	}
 	// The writer last: closing the last connection checkpoints the WAL.
-	errs = append(errs, s.db.Close())
+	errs = append(errs, s.db.Close(), s.lock.Unlock())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}

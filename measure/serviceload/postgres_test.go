@@ -22,7 +22,7 @@ func TestStoreComparisonSmall(t *testing.T) {
 	}
 	c := DefaultConfig()
 	c.Phases = "p"
-	c.Devices, c.Concurrency = 8, 4
+	c.Devices, c.Concurrencies = 8, []int{4}
 	c.Duration, c.Warmup, c.Rounds = 600*time.Millisecond, 100*time.Millisecond, 2
 	c.Dir = t.TempDir()
 	rep, err := Run(context.Background(), c)

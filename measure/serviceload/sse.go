@@ -4,16 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
-	"runtime/debug"
-	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +19,7 @@ import (
 
 // openStream opens GET /api/v1/events on a raw TCP connection and reads the
 // response head. The client side of an idle stream is then just a socket:
-// no goroutine, no buffer, so memory measured in this process is the
-// server's, plus a socket per stream that is measured separately.
+// no goroutine, no buffer, so thousands of them cost the load little.
 func openStream(addr, token string) (net.Conn, *http.Response, error) {
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
@@ -52,61 +45,33 @@ func openStream(addr, token string) (net.Conn, *http.Response, error) {
 	return conn, resp, nil
 }
 
-// memSample is the process's memory after a full collection.
-type memSample struct {
-	heap  uint64 // live heap
-	stack uint64 // goroutine stacks in use
-	rss   uint64 // resident set, from /proc/self/status (0 where there is none)
-}
+// settle gives the service's goroutines a moment to reach their idle state
+// (subscribed, flushed, blocked on the next event) before memory is read.
+func settle() { time.Sleep(time.Second) }
 
-func sampleMem() memSample {
-	// Two collections settle finalizers; FreeOSMemory hands freed spans back
-	// so RSS reflects what is live, not what was once allocated.
-	for range 4 {
-		runtime.GC()
-	}
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return memSample{heap: ms.HeapAlloc, stack: ms.StackInuse, rss: vmRSS()}
-}
-
-func vmRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
+// steadyRSS is the service's RSS once it holds still: the lowest of a few
+// samples, so a collection cycle caught half way does not count.
+func steadyRSS(svc *lastseend) uint64 {
+	var low uint64
+	for i := range 5 {
+		if i > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if r := svc.mem().rss; i == 0 || r < low {
+			low = r
 		}
 	}
-	return 0
+	return low
 }
 
-func perItem(after, before uint64, n int) float64 {
-	return (float64(after) - float64(before)) / float64(n)
-}
-
-// settle gives the server's goroutines a moment to reach their idle state
-// (subscribed, flushed, blocked on the next event) before memory is read.
-func settle() { time.Sleep(300 * time.Millisecond) }
-
-// runIdleStreams is phase (c): memory per idle SSE stream.
-func runIdleStreams(ctx context.Context, c Config, svc *service, f *fleet) (*IdleSSEResult, error) {
+// runIdleStreams is phase (c): the service's memory per idle SSE stream,
+// read from outside (its RSS as the kernel counts it, and its Go heap and
+// stacks from its /metrics), on a freshly started service.
+func runIdleStreams(ctx context.Context, c Config, svc *lastseend, f *fleet) (*IdleSSEResult, error) {
 	n := c.Streams
-	// Cost of n bare connection pairs (client socket + accepted socket, no
-	// goroutine on either side): the client's share of a stream is half of it.
-	rawPair, err := rawConnCost(n)
-	if err != nil {
-		return nil, fmt.Errorf("raw connections: %w", err)
-	}
-
-	before := sampleMem()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	settle()
+	before, goBefore := steadyRSS(svc), scrapeGoMem(ctx, hc, svc.url)
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -117,80 +82,24 @@ func runIdleStreams(ctx context.Context, c Config, svc *service, f *fleet) (*Idl
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		conn, _, err := openStream(svc.http.addr, f.userToken)
+		conn, _, err := openStream(svc.addr, f.users[i%len(f.users)].token)
 		if err != nil {
 			return nil, fmt.Errorf("stream %d: %w", i, err)
 		}
 		conns = append(conns, conn)
 	}
 	settle()
-	after := sampleMem()
-	if c.HeapProfile != nil {
-		if err := pprof.Lookup("heap").WriteTo(c.HeapProfile, 0); err != nil {
-			return nil, fmt.Errorf("heap profile: %w", err)
-		}
-	}
-
-	r := &IdleSSEResult{Streams: n}
-	r.GrossGoBytes = perItem(after.heap+after.stack, before.heap+before.stack, n)
-	r.GrossRSSBytes = perItem(after.rss, before.rss, n)
-	r.ClientGoBytes = rawPair.goBytes / 2
-	r.ClientRSSBytes = rawPair.rssBytes / 2
-	r.ServerGoBytes = r.GrossGoBytes - r.ClientGoBytes
-	r.ServerRSSBytes = r.GrossRSSBytes - r.ClientRSSBytes
-	r.GrossStackBytes = perItem(after.stack, before.stack, n)
-	r.Goroutines = runtime.NumGoroutine()
-	return r, nil
+	after, goAfter := steadyRSS(svc), scrapeGoMem(ctx, hc, svc.url)
+	return &IdleSSEResult{
+		Streams:  n,
+		RSSBytes: perItem(after, before, n),
+		GoBytes:  perItem(goAfter.heapInuse+goAfter.stackInuse, goBefore.heapInuse+goBefore.stackInuse, n),
+		RSSTotal: after,
+	}, nil
 }
 
-type rawCost struct{ goBytes, rssBytes float64 }
-
-// rawConnCost measures n loopback connection pairs that do nothing.
-func rawConnCost(n int) (rawCost, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return rawCost{}, err
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, n)
-	go func() {
-		for range n {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	before := sampleMem()
-	var clients, servers []net.Conn
-	defer func() {
-		for _, c := range append(clients, servers...) {
-			c.Close()
-		}
-	}()
-	for range n {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-		if err != nil {
-			return rawCost{}, err
-		}
-		clients = append(clients, c)
-	}
-	deadline := time.After(30 * time.Second)
-	for len(servers) < n {
-		select {
-		case c := <-accepted:
-			servers = append(servers, c)
-		case <-deadline:
-			return rawCost{}, errors.New("accepting raw connections timed out")
-		}
-	}
-	settle()
-	after := sampleMem()
-	return rawCost{
-		goBytes:  perItem(after.heap+after.stack, before.heap+before.stack, n),
-		rssBytes: perItem(after.rss, before.rss, n),
-	}, nil
+func perItem(after, before uint64, n int) float64 {
+	return (float64(after) - float64(before)) / float64(n)
 }
 
 // subscriber reads one SSE stream and stamps when each change arrives.
@@ -259,11 +168,8 @@ func readEvents(sub int, body io.Reader, fo *fanOut) {
 
 // runFanOut is phase (d): one device flips between active and idle; each
 // flip must reach every subscriber.
-func runFanOut(ctx context.Context, c Config, svc *service, f *fleet) (*FanOutResult, error) {
-	dev, err := f.extra(ctx, svc.store, "fan-out")
-	if err != nil {
-		return nil, err
-	}
+func runFanOut(ctx context.Context, c Config, svc *lastseend, f *fleet) (*FanOutResult, error) {
+	dev := f.fan
 	fo := &fanOut{deviceKey: fmt.Sprintf(`"device_id":%d,`, dev.id), change: -1, seen: make([]int, c.Subscribers)}
 	for i := range fo.seen {
 		fo.seen[i] = -1
@@ -280,7 +186,7 @@ func runFanOut(ctx context.Context, c Config, svc *service, f *fleet) (*FanOutRe
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		conn, resp, err := openStream(svc.http.addr, f.userToken)
+		conn, resp, err := openStream(svc.addr, f.users[i%len(f.users)].token)
 		if err != nil {
 			return nil, fmt.Errorf("subscriber %d: %w", i, err)
 		}
@@ -289,7 +195,7 @@ func runFanOut(ctx context.Context, c Config, svc *service, f *fleet) (*FanOutRe
 	}
 	settle()
 
-	cl := newClient(svc.http.url, 1, true)
+	cl := newClient(svc.url, 1, true)
 	defer cl.close()
 	res := &FanOutResult{Subscribers: c.Subscribers, Changes: c.Changes}
 	var commit []time.Duration

@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 func TestRunRejectsBadFlags(t *testing.T) {
@@ -49,13 +50,19 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	}
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveBuilt()
+	os.Exit(code)
+}
+
+// build builds a program of this module and links it into dir as name: the
+// measurement tells the processes apart by their names.
 func build(t *testing.T, dir, pkg, name string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	if err := os.Symlink(testutil.BuildBinary(t, pkg), out); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -69,9 +76,7 @@ func TestMeasureEndToEnd(t *testing.T) {
 		t.Skip("end-to-end: builds and runs the agent")
 	}
 	for _, bin := range []string{"Xvfb", "dbus-daemon"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s", bin)
-		}
+		testutil.Tool(t, bin, testutil.RequireDesktop)
 	}
 	dir := t.TempDir()
 	agent := build(t, dir, "./app/cmd/lastseen-agent", "lastseen-agent")

@@ -4,17 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/lastseen/lastseen/measure/serviceload"
 )
 
+func TestMain(m *testing.M) {
+	serviceload.RunBareIfAsked() // the load starts this test binary again as its bare server
+	os.Exit(m.Run())
+}
+
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--devices", "0"},
 		{"--phases", "xyz"},
 		{"--concurrency", "500", "--devices", "10"},
+		{"--concurrency", "32,x"},
+		{"--device-rate", "fast"},
+		{"--sync", "off"},
 		{"--bogus"},
 		{"extra"},
 	} {
@@ -30,7 +39,7 @@ func TestJSONRun(t *testing.T) {
 		t.Skip("drives the service")
 	}
 	var out, errb bytes.Buffer
-	args := []string{"--json", "--phases", "ad", "--devices", "4", "--concurrency", "2", "--duration", "300ms",
+	args := []string{"--json", "--phases", "ad", "--devices", "100", "--concurrency", "2", "--duration", "300ms",
 		"--warmup", "0s", "--rounds", "1", "--subscribers", "5", "--changes", "2", "--dir", t.TempDir()}
 	if code := run(context.Background(), args, &out, &errb); code != 0 {
 		t.Fatalf("exit %d\n%s", code, errb.String())
