@@ -115,7 +115,7 @@ func testImportSpans(t *testing.T, opener Opener) {
 			hist(I, -110, -100), // touches the start
 			hist(I, -90, -70),   // overlaps the end
 			hist(I, -80, -75),   // touches the end
-			hist(A, -75, -74), // and the next overlaps this one, of the very same import
+			hist(A, -75, -74),   // and the next overlaps this one, of the very same import
 			presence.Span{State: I, Start: T0.Add(-74*time.Minute - 30*time.Second), End: T0.Add(-70 * time.Minute)},
 		)
 		if added != 3 || skipped != 2 {
