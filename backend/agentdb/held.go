@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
-
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -62,16 +60,7 @@ func diskTrouble(err error) bool {
 	if errors.As(err, &te) {
 		return true
 	}
-	var se sqlite3.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Code {
-	case sqlite3.ErrFull, sqlite3.ErrReadonly, sqlite3.ErrIoErr, sqlite3.ErrCantOpen,
-		sqlite3.ErrPerm, sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrProtocol, sqlite3.ErrNoLFS:
-		return true
-	}
-	return false
+	return sqliteDiskTrouble(err)
 }
 
 // Trouble is the state of the database's writes, for the agent's status.

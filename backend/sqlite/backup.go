@@ -76,6 +76,11 @@ func Restore(ctx context.Context, src, dbPath string) error {
 		}
 		return err
 	}
+	// Restoring into a new place is an explicit choice (unlike a mistyped
+	// --db), so its folder may be made here.
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
+		return fmt.Errorf("restore into %s: %w", dbPath, err)
+	}
 	lock, err := sqlitedb.LockExclusive(dbPath)
 	if err != nil {
 		if errors.Is(err, sqlitedb.ErrInUse) {

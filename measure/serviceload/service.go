@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,7 +42,9 @@ func (c Config) serveArgs(db string) []string {
 	return args
 }
 
-func rateArg(r httpapi.Rate) string { return fmt.Sprintf("%g/%d", r.PerSecond, r.Burst) }
+func rateArg(r httpapi.Rate) string {
+	return strconv.FormatFloat(r.PerSecond, 'f', -1, 64) + "/" + strconv.Itoa(r.Burst)
+}
 
 // startLastseend starts bin on db with the run's arguments.
 func startLastseend(bin, db string, c Config) (*lastseend, error) {
