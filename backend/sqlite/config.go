@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/lastseen/lastseen/backend/groupcommit"
 	"github.com/lastseen/lastseen/backend/presence"
 )
@@ -59,6 +61,26 @@ func writeError(deviceID int64, err error) error {
 	case errors.As(err, &full):
 		return fmt.Errorf("%w: %w", presence.Errorf(presence.EUNAVAILABLE,
 			"too many beats are waiting to be written; retry in a moment"), full)
+	case diskTrouble(err):
+		// Nothing was committed, so nothing acknowledged is lost: the
+		// client keeps its beats and retries (503, not a 500 that reads as
+		// a bug in the request).
+		return fmt.Errorf("%w: %w", presence.Errorf(presence.EUNAVAILABLE,
+			"the database cannot be written now (disk full or read-only); retry later"), err)
 	}
 	return fmt.Errorf("ingest into device %d: %w", deviceID, err)
+}
+
+// diskTrouble reports a write that failed for the file's sake (full,
+// read-only, I/O error), not for what was written.
+func diskTrouble(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case sqlite3.ErrFull, sqlite3.ErrReadonly, sqlite3.ErrIoErr, sqlite3.ErrCantOpen, sqlite3.ErrPerm:
+		return true
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -122,5 +123,31 @@ func TestWriteError(t *testing.T) {
 	}
 	if got := presence.ErrorCode(writeError(1, errors.New("disk I/O error"))); got != presence.EINTERNAL {
 		t.Errorf("other failure: code %q, want internal", got)
+	}
+}
+
+// A write the disk refuses (here: a read-only database, as a full or
+// read-only file system answers) is the service's trouble, not the
+// request's: 503, so the agent keeps its beats and retries, never a 500.
+func TestDiskTroubleIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ro.db")
+	db, err := sqlitedb.Open(path, sqlitedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (v); PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	_, werr := db.Exec(`INSERT INTO t VALUES (1)`)
+	if werr == nil {
+		t.Fatal("a write on a read-only connection succeeded")
+	}
+	err = writeError(7, werr)
+	if code := presence.ErrorCode(err); code != presence.EUNAVAILABLE {
+		t.Errorf("disk trouble %v → code %q, want unavailable (503)", werr, code)
+	}
+	if code := presence.ErrorCode(writeError(7, errors.New("constraint failed"))); code != presence.EINTERNAL {
+		t.Errorf("another failure → code %q, want internal", code)
 	}
 }
