@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -102,13 +105,26 @@ func (l *limitListener) refuse(c net.Conn) {
 		}
 		conn = tc
 	}
+	// Wait for the request's head before answering: an answer that comes
+	// before the client has sent anything reads, to an HTTP client, as an
+	// unsolicited response on an idle connection, and it drops it.
+	br := bufio.NewReaderSize(io.LimitReader(conn, refuseDrainMax), 1024)
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return // gone, or silent past the deadline: no one to answer
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && err == nil {
+			break // the blank line that ends the head
+		}
+	}
 	if _, err := conn.Write(l.answer); err != nil {
 		return
 	}
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(conn, refuseDrainMax))
+	_, _ = io.Copy(io.Discard, br)
 }
 
 // limitedConn gives its place back when closed, once.
