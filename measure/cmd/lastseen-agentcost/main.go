@@ -26,7 +26,9 @@
 //   - wake bursts (when strace is installed, after the window, for
 //     --strace-window): every thread's sleeping and I/O syscalls, time-
 //     stamped; syscalls under 1 ms apart are one burst, one wakeup of the
-//     process however many threads it passed through.
+//     process however many threads it passed through; and, apart, the
+//     fsync and fdatasync calls per second, which add switches without a
+//     wakeup.
 //
 // It prints each agent run beside the baseline with the ratio and a verdict
 // against the targets (RSS ≤ 25 MiB, ≤ 0.05 % of a core, ≤ 2 wakeups/s),

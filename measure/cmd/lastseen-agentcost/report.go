@@ -196,6 +196,15 @@ func (r *Report) WriteText(w io.Writer) {
 			cells = append(cells, fmt.Sprintf("%.1f\t", v), ratio(v, float64(tr.Syscalls)/tr.WindowS)+"\t", "\t")
 		}
 		fmt.Fprintln(tw, strings.Join(cells, ""))
+		cells = []string{"  syncs/s (fsync, fdatasync)\t", "\t", fmt.Sprintf("%.2f\t", tr.SyncsPerS)}
+		for _, a := range r.Agents {
+			if a.Trace == nil {
+				cells = append(cells, "–\t", "\t", "\t")
+				continue
+			}
+			cells = append(cells, fmt.Sprintf("%.2f\t", a.Trace.SyncsPerS), "\t", "\t")
+		}
+		fmt.Fprintln(tw, strings.Join(cells, ""))
 	}
 	sizes := []string{"binary, MiB\t", "\t", fmt.Sprintf("%.1f\t", r.Baseline.SizeMiB)}
 	for _, a := range r.Agents {
@@ -223,6 +232,7 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.Baseline.Trace != nil {
 		fmt.Fprintln(w, "wake bursts are counted under strace after the window: sleeping and I/O syscalls of all threads less than 1 ms apart")
 		fmt.Fprintln(w, "are one burst, i.e. one wakeup of the process however many threads it passes through.")
+		fmt.Fprintln(w, "syncs are left out of the bursts; each blocks a thread on the disk, which adds switches (and splits a burst) without a wakeup.")
 	} else if r.TraceNote != "" {
 		fmt.Fprintln(w, r.TraceNote)
 	}

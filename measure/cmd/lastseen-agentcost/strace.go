@@ -29,8 +29,20 @@ import (
 const burstGap = time.Millisecond
 
 // traceSyscalls are where a Go process sleeps (futex, epoll, nanosleep) and
-// what it does when it wakes to talk to the X server, the bus or its socket.
-const traceSyscalls = "epoll_pwait,epoll_pwait2,epoll_wait,futex,nanosleep,clock_nanosleep,read,write"
+// what it does when it wakes to talk to the X server, the bus or its socket;
+// and the syncs that make its writes durable (see Trace.Syncs).
+const traceSyscalls = "epoll_pwait,epoll_pwait2,epoll_wait,futex,nanosleep,clock_nanosleep,read,write," + syncSyscalls
+
+// syncSyscalls flush a file to the disk. They are counted apart and left out
+// of the bursts, which thus count what they always counted: a sync is not a
+// wakeup. It costs switches all the same: its thread blocks on the disk
+// (about a millisecond) and the runtime's other threads switch around it,
+// and the silence splits the burst it falls in. A store that syncs every
+// commit (SQLite synchronous=FULL) thus adds switches and bursts to every
+// beat without a single new wakeup, which this count tells apart.
+const syncSyscalls = "fsync,fdatasync"
+
+var syncNames = strings.Split(syncSyscalls, ",")
 
 // traceSettle lets strace attach to every thread (which interrupts their
 // sleeps once) before the counted window opens.
@@ -39,9 +51,12 @@ const traceSettle = time.Second
 // Trace is one process's wake bursts under strace.
 type Trace struct {
 	WindowS    float64 `json:"window_s"`
-	Syscalls   int     `json:"syscalls"` // traced syscall lines in the window
+	Syscalls   int     `json:"syscalls"` // traced syscall lines in the window, syncs left out
 	Bursts     int     `json:"bursts"`
 	BurstsPerS float64 `json:"bursts_per_s"`
+	// Syncs are the fsync and fdatasync calls begun in the window.
+	Syncs     int     `json:"syncs"`
+	SyncsPerS float64 `json:"syncs_per_s"`
 }
 
 // straceAll traces every child for window at the same time and fills
@@ -130,9 +145,10 @@ func straceAll(ctx context.Context, strace string, window time.Duration, dir str
 
 // traceBursts reads `strace -f -ttt` output ("PID SECONDS.MICROS call…",
 // resumed and signal lines alike) and counts the bursts that begin within
-// [from, to).
+// [from, to), and apart from them the syncs begun within it.
 func traceBursts(r io.Reader, from, to time.Time) (Trace, error) {
 	var ts []int64 // µs since the epoch
+	syncs := 0
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	lo, hi := from.UnixMicro(), to.UnixMicro()
@@ -150,15 +166,23 @@ func traceBursts(r io.Reader, from, to time.Time) (Trace, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		if t := s*1e6 + us; t >= lo && t < hi {
-			ts = append(ts, t)
+		t := s*1e6 + us
+		if t < lo || t >= hi {
+			continue
 		}
+		if call, resumed := syncCall(f[2:]); call {
+			if !resumed {
+				syncs++
+			}
+			continue
+		}
+		ts = append(ts, t)
 	}
 	if err := sc.Err(); err != nil {
 		return Trace{}, err
 	}
 	slices.Sort(ts)
-	tr := Trace{WindowS: to.Sub(from).Seconds(), Syscalls: len(ts)}
+	tr := Trace{WindowS: to.Sub(from).Seconds(), Syscalls: len(ts), Syncs: syncs}
 	gap := burstGap.Microseconds()
 	for i, t := range ts {
 		if i == 0 || t-ts[i-1] >= gap {
@@ -167,8 +191,20 @@ func traceBursts(r io.Reader, from, to time.Time) (Trace, error) {
 	}
 	if tr.WindowS > 0 {
 		tr.BurstsPerS = float64(tr.Bursts) / tr.WindowS
+		tr.SyncsPerS = float64(tr.Syncs) / tr.WindowS
 	}
 	return tr, nil
+}
+
+// syncCall reports whether a line's call (the fields after PID and time) is
+// one of syncSyscalls, and whether the line is its "<... fsync resumed>"
+// end rather than its start.
+func syncCall(rest []string) (call, resumed bool) {
+	if len(rest) >= 2 && rest[0] == "<..." {
+		return slices.Contains(syncNames, rest[1]), true
+	}
+	name, _, ok := strings.Cut(rest[0], "(")
+	return ok && slices.Contains(syncNames, name), false
 }
 
 // slug is a name fit for a file name.

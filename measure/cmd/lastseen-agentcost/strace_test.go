@@ -45,6 +45,28 @@ garbage line
 		t.Errorf("window %v s, %v bursts/s; want 10 s, 0.3", tr.WindowS, tr.BurstsPerS)
 	}
 
+	// Syncs are counted apart and change neither the bursts nor the
+	// syscalls: a sync within a burst, one in two lines (begun in the
+	// window, ended after another thread's call) and one begun before the
+	// window, whose end falls inside it.
+	withSyncs := out + `105 1700000001.000200 fsync(11) = 0
+105 1700000003.000100 fdatasync(12 <unfinished ...>
+101 1700000003.000150 futex(0xc000, FUTEX_WAKE_PRIVATE, 1) = 1
+105 1700000003.001500 <... fdatasync resumed>) = 0
+106 1699999999.999500 fsync(13 <unfinished ...>
+106 1700000000.000500 <... fsync resumed>) = 0
+`
+	tr, err = traceBursts(strings.NewReader(withSyncs), from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Syscalls != 10 || tr.Bursts != 3 {
+		t.Errorf("with syncs: %d syscalls, %d bursts; want 10 (one more futex), 3", tr.Syscalls, tr.Bursts)
+	}
+	if tr.Syncs != 2 || tr.SyncsPerS != 0.2 {
+		t.Errorf("with syncs: %d syncs, %v/s; want 2, 0.2", tr.Syncs, tr.SyncsPerS)
+	}
+
 	// A gap of exactly 1 ms splits.
 	tr, _ = traceBursts(strings.NewReader("1 1700000001.000000 read(3) = 1\n1 1700000001.001000 read(3) = 1\n"), from, to)
 	if tr.Bursts != 2 {
@@ -61,7 +83,7 @@ func TestJudgeAndTextWithTrace(t *testing.T) {
 		WindowS: 60, Targets: DefaultTargets, ClockTicks: 100,
 		Baseline: Subject{Name: "baseline", Cost: Cost{Wakeups: 2.1}, Trace: &Trace{WindowS: 60, Syscalls: 120, Bursts: 30, BurstsPerS: 0.5}},
 		Agents: []Subject{
-			{Name: "agent --headless", Cost: Cost{RSSMaxMiB: 19, Wakeups: 1.8}, Trace: &Trace{WindowS: 60, Syscalls: 600, Bursts: 60, BurstsPerS: 1}},
+			{Name: "agent --headless", Cost: Cost{RSSMaxMiB: 19, Wakeups: 1.8}, Trace: &Trace{WindowS: 60, Syscalls: 600, Bursts: 60, BurstsPerS: 1, Syncs: 8, SyncsPerS: 0.1333}},
 			{Name: "agent with tray", Cost: Cost{RSSMaxMiB: 21, Wakeups: 1.9}, Trace: &Trace{WindowS: 60, Syscalls: 900, Bursts: 150, BurstsPerS: 2.5}},
 		},
 	}
@@ -75,7 +97,7 @@ func TestJudgeAndTextWithTrace(t *testing.T) {
 	var b bytes.Buffer
 	r.WriteText(&b)
 	out := b.String()
-	for _, want := range []string{"wake bursts/s (strace, 60 s)", "×2.00", "×5.00", "traced syscalls/s", "result: FAIL (agent with tray wake_bursts_per_s 2.5 > 2)"} {
+	for _, want := range []string{"wake bursts/s (strace, 60 s)", "×2.00", "×5.00", "traced syscalls/s", "syncs/s (fsync, fdatasync)", "0.13", "result: FAIL (agent with tray wake_bursts_per_s 2.5 > 2)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
