@@ -120,3 +120,26 @@ func PlanImport(prepared, existing []Span, tailStart, now time.Time) []Span {
 	}
 	return kept
 }
+
+// WriteImport hands prepared spans (PrepareImport) to write in chunks of
+// ImportChunk, one transaction each so heartbeats keep flowing, and adds up
+// what each chunk added and skipped. With no span it still calls write
+// once, with none, so a store can tell an unknown device from an empty
+// import. It stops at the first error, with the counts so far: running the
+// same import again adds exactly what is missing.
+func WriteImport(prepared []Span, write func(chunk []Span) (added, skipped int, err error)) (added, skipped int, err error) {
+	if len(prepared) == 0 {
+		_, _, err := write(nil)
+		return 0, 0, err
+	}
+	for len(prepared) > 0 {
+		n := min(len(prepared), ImportChunk)
+		a, k, err := write(prepared[:n])
+		added, skipped = added+a, skipped+k
+		if err != nil {
+			return added, skipped, err
+		}
+		prepared = prepared[n:]
+	}
+	return added, skipped, nil
+}

@@ -24,21 +24,9 @@ func (s *Store) ImportSpans(ctx context.Context, deviceID int64, spans []presenc
 	if err != nil {
 		return 0, 0, err
 	}
-	if len(prepared) == 0 {
-		// Still tell an unknown device from an empty import.
-		_, _, err := s.importChunk(ctx, deviceID, nil)
-		return 0, 0, err
-	}
-	for len(prepared) > 0 {
-		n := min(len(prepared), presence.ImportChunk)
-		a, k, err := s.importChunk(ctx, deviceID, prepared[:n])
-		added, skipped = added+a, skipped+k
-		if err != nil {
-			return added, skipped, err
-		}
-		prepared = prepared[n:]
-	}
-	return added, skipped, nil
+	return presence.WriteImport(prepared, func(chunk []presence.Span) (int, int, error) {
+		return s.importChunk(ctx, deviceID, chunk)
+	})
 }
 
 func (s *Store) importChunk(ctx context.Context, deviceID int64, chunk []presence.Span) (added, skipped int, err error) {
