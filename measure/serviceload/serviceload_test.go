@@ -49,7 +49,7 @@ func TestRunSmall(t *testing.T) {
 	if p := rep.Paced; p == nil || p.Stats.Failed != 0 || p.Stats.Beats == 0 || p.Stats.Duplicates != 0 || p.Minimal.Beats == 0 || p.MinimalOwnHalf == nil || p.MinimalOwnHalf.Beats == 0 {
 		t.Fatalf("paced = %+v", p)
 	}
-	if o := rep.Overload; o == nil || !o.Alive || o.Answered == 0 || o.OK == 0 || o.Other != 0 || o.RSSBefore == 0 || o.RSSPeak() < o.RSSBefore || len(o.Windows) == 0 {
+	if o := rep.Overload; o == nil || !o.Alive || o.Answered == 0 || o.OK == 0 || o.Other != 0 || o.RSSBefore == 0 || o.RSSPeak() == 0 || len(o.Windows) == 0 {
 		t.Fatalf("overload = %+v", o)
 	}
 	if m := rep.IdleSSE; m == nil || m.Streams != 30 || m.RSSTotal == 0 {
