@@ -28,10 +28,12 @@ import (
 	"github.com/wailsapp/wails/v2/pkg/options"
 	"github.com/wailsapp/wails/v2/pkg/options/assetserver"
 	"github.com/wailsapp/wails/v2/pkg/options/linux"
+	"github.com/wailsapp/wails/v2/pkg/options/windows"
 	"github.com/wailsapp/wails/v2/pkg/runtime"
 
 	"github.com/lastseen/lastseen/app/tray/icons"
 	"github.com/lastseen/lastseen/frontend"
+	"github.com/lastseen/lastseen/internal/version"
 )
 
 // Config is the window's command line.
@@ -41,16 +43,24 @@ type Config struct {
 	DataDir string
 }
 
-// ParseFlags reads `lastseen [--data-dir DIR]`; LASTSEEN_DATA_DIR is the
-// flag's environment twin.
+// ErrShowVersion is ParseFlags' answer to --version: print the version and
+// open nothing.
+var ErrShowVersion = errors.New("show the version")
+
+// ParseFlags reads `lastseen [--data-dir DIR] [--version]`; LASTSEEN_DATA_DIR
+// is the flag's environment twin.
 func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("lastseen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
 	fs.StringVar(&cfg.DataDir, "data-dir", os.Getenv("LASTSEEN_DATA_DIR"),
 		"directory for this instance's files (default: the per-user config directory)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	if *showVersion {
+		return Config{}, ErrShowVersion
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -85,6 +95,10 @@ func DefaultDataDir() (string, error) {
 // until it is closed.
 func Run(args []string) error {
 	cfg, err := ParseFlags(args, os.Stderr)
+	if errors.Is(err, ErrShowVersion) {
+		fmt.Println("lastseen", version.String())
+		return nil
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -96,12 +110,27 @@ func Run(args []string) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	w := newWindow(cfg, logger)
-	w.connect(context.Background())
+	// Without WebView2 (Windows only) Wails asks to install it first; the
+	// agent starts once the window can show, so a cancelled install
+	// leaves nothing running.
+	missing := webviewMissing()
+	if missing == nil {
+		w.connect(context.Background())
+	} else {
+		w.connectAtStartup = true
+	}
 	if err := wails.Run(w.options()); err != nil {
+		if missing != nil {
+			return fmt.Errorf("%w, and the dashboard window needs it: get it from %s (the window did not open; the agent was not started; %v)",
+				missing, webview2Download, err)
+		}
 		return fmt.Errorf("window: %w", err)
 	}
 	return nil
 }
+
+// webview2Download is where the WebView2 runtime is offered by hand.
+const webview2Download = "https://developer.microsoft.com/microsoft-edge/webview2/"
 
 // window is the composition root's state.
 type window struct {
@@ -121,6 +150,9 @@ type window struct {
 	pumpOnce    sync.Once
 	// native is the window as the geometry logic sees it.
 	native windowAPI
+	// connectAtStartup: the agent is started once Wails is past its
+	// WebView2 check (see Run).
+	connectAtStartup bool
 }
 
 func newWindow(cfg Config, logger *slog.Logger) *window {
@@ -221,12 +253,23 @@ func (w *window) options() *options.App {
 			// virtual displays; a dashboard does not need it.
 			WebviewGpuPolicy: linux.WebviewGpuPolicyNever,
 		},
+		// The window icon is resource 3 of the executable (build/windows).
+		Windows: &windows.Options{
+			// With the rest of this instance's files, not %AppData%\lastseen.exe:
+			// the uninstaller's "remove data" then leaves nothing behind.
+			WebviewUserDataPath: filepath.Join(w.cfg.DataDir, "webview2"),
+		},
 	}
 }
 
 func (w *window) startup(ctx context.Context) {
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	w.native = wailsWindow{ctx}
+	if w.connectAtStartup {
+		// WebView2 was installed just now; the pump finds the agent once
+		// it answers.
+		go w.connect(w.ctx)
+	}
 	if restorePosition(w.native, w.state) {
 		w.log.Debug("window position restored", "x", w.state.X, "y", w.state.Y)
 	}

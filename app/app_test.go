@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -51,6 +52,9 @@ func TestParseFlags(t *testing.T) {
 		if _, err := ParseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	if _, err := ParseFlags([]string{"--version"}, io.Discard); !errors.Is(err, ErrShowVersion) {
+		t.Errorf("--version: %v, want ErrShowVersion", err)
 	}
 }
 

@@ -55,6 +55,8 @@ var shared = map[string]string{
 	"backend/ssestream":   "the one Server-Sent Events reader the Go client, the window and the load tool share",
 	"backend/importer":    "parsing of export files (ours, ActivityWatch's) into spans: stdlib and the domain only",
 	"frontend":            "the built dashboard, embedded by the window and by lastseend",
+	"internal/version":    "the release version the build stamps in, which every binary reports",
+	"backend/password":    "the one password hash (argon2id, bounded concurrency) the API checks sign-ins with",
 }
 
 // wiring names the few implementations that may import other implementations,
@@ -71,15 +73,23 @@ var wiring = map[string]struct {
 		why:     "the tray is a view over the agent: it speaks the agent's one Mode type and NextMidnight",
 		imports: []string{"backend/agent"},
 	},
+	// The release tool writes the macOS LaunchAgent a Mac install puts in
+	// place; it must carry the label the agent's own login item uses, or
+	// one login would start two agents.
+	"packaging/cmd/lastseen-pkg": {
+		why:     "the packaged LaunchAgent carries the agent's own launchd label",
+		imports: []string{"backend/autostart"},
+	},
 	// The agent's host is the agent's composition root minus main: service
-	// switching, the local account, the remote proxy and the local API's
-	// controls need the implementations themselves, and keeping that wiring
+	// switching, the local account, the remote proxy, the local API's
+	// controls and the notifications of watched people (which follow the
+	// service in use) need the implementations themselves, and keeping that wiring
 	// in a package lets it be tested without starting a process.
 	"backend/agenthost": {
 		why: "the agent's host wires the agent's implementations together",
 		imports: []string{
 			"backend/agent", "backend/agentdb", "backend/activity", "backend/autostart",
-			"backend/httpapi", "backend/localapi", "backend/sqlite", "backend/sysinfo",
+			"backend/httpapi", "backend/localapi", "backend/notify", "backend/sqlite", "backend/sysinfo",
 		},
 	},
 }

@@ -18,7 +18,7 @@ import (
 // queued for the service, and what its local history made of it.
 //
 // edges lists the queued beats that change the state or the reason, as
-// "state@at<since" ("state(why)" for a call or media; since is at when the
+// "state@at<since" ("state(why)" for a call, media or the lock; since is at when the
 // beat has none). history lists the local spans, "state[start,end]", the
 // last one open-ended ("state[start,…]") since periodic beats are jittered.
 func TestEdges(t *testing.T) {
@@ -83,7 +83,7 @@ func TestEdges(t *testing.T) {
 				r.until(130)
 				lockAt(r, 129)
 			},
-			edges:   "active@0<0 idle@130<10 away@130<129",
+			edges:   "active@0<0 idle@130<10 away(locked)@130<129",
 			history: "active[0,10] idle[10,129] away[129,…]",
 		},
 		{
@@ -95,7 +95,7 @@ func TestEdges(t *testing.T) {
 				r.until(130)
 				lockAt(r, 130)
 			},
-			edges:   "active@0<0 away@130<130",
+			edges:   "active@0<0 away(locked)@130<130",
 			history: "active[0,130] away[130,…]",
 		},
 		{
@@ -110,7 +110,7 @@ func TestEdges(t *testing.T) {
 				r.idle.touch() // the password
 				r.send(OSEvent{Kind: Unlocked})
 			},
-			edges:   "active@0<0 idle@70<10 away@130<130 active@200<200",
+			edges:   "active@0<0 idle@70<10 away(locked)@130<130 active@200<200",
 			history: "active[0,10] idle[10,130] away[130,200] active[200,…]",
 		},
 		{
@@ -282,7 +282,7 @@ func TestEdges(t *testing.T) {
 				lockAt(r, 100)
 				r.until(150)
 			},
-			edges:   "active@0<0 active(call)@60<0 away@100<100",
+			edges:   "active@0<0 active(call)@60<0 away(locked)@100<100",
 			history: "active[0,0] active[0,100] away[100,…]",
 		},
 		{
@@ -337,7 +337,9 @@ func TestEdges(t *testing.T) {
 					}
 				}
 				for _, b := range r.outbox() {
-					if b.State != A && b.Why != "" || b.Why != "" && b.Why != C && b.Why != M {
+					// Active says call or media (input is the default); away says
+					// locked when the lock took the user away; nothing else has one.
+					if b.Why != "" && !(b.State == A && (b.Why == C || b.Why == M)) && !(b.State == presence.Away && b.Why == presence.ByLock) {
 						t.Errorf("beat %+v carries a why it must not", b)
 					}
 					if err := b.CheckForm(); err != nil {
@@ -389,7 +391,7 @@ func (r *rig) sec(t time.Time) string {
 }
 
 func label(s presence.State, w presence.Why) string {
-	if s == presence.Active && (w == presence.ByCall || w == presence.ByMedia) {
+	if s == presence.Active && (w == presence.ByCall || w == presence.ByMedia) || s == presence.Away && w == presence.ByLock {
 		return fmt.Sprintf("%s(%s)", s, w)
 	}
 	return string(s)

@@ -8,7 +8,7 @@ import (
 )
 
 // MaxFactBytes is the most bytes the service stores of one machine fact
-// (hostname, OS, platform). Facts come from the OS and may be anything: a
+// (hostname, OS, platform, the agent's version). Facts come from the OS and may be anything: a
 // hostname set by a DHCP server, a platform string a vendor made up.
 const MaxFactBytes = 128
 
@@ -21,7 +21,7 @@ func fitFacts(f *presence.Facts) *presence.Facts {
 	if f == nil {
 		return nil
 	}
-	out := presence.Facts{Hostname: fitFact(f.Hostname), OS: fitFact(f.OS), Platform: fitFact(f.Platform)}
+	out := presence.Facts{Hostname: fitFact(f.Hostname), OS: fitFact(f.OS), Platform: fitFact(f.Platform), Version: fitFact(f.Version)}
 	if out == (presence.Facts{}) {
 		return nil
 	}

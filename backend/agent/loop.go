@@ -18,6 +18,9 @@ type loop struct {
 	lockedAt    time.Time // when the screen locked: the away state's edge
 	suspended   bool      // asleep or logged out: final beat written, silent until resumed
 	suspendedAt time.Time // when the machine went: the offline state's edge
+	// suspendedBy is why: asleep, shut down or logged off, or quit. The
+	// final beat carries it (presence.Beat.Reason).
+	suspendedBy presence.EndReason
 
 	idle      time.Duration // last good sample
 	idleKnown bool          // a sample succeeded, and not longer than IdleErrorGrace ago if reads now fail
@@ -71,7 +74,8 @@ type loop struct {
 }
 
 // shown is what one side (local history, the service) is told: a state and,
-// for active, why. Why is empty for every other state.
+// for active, why; for away by the screen lock, presence.ByLock. Why is empty
+// for every other state.
 type shown struct {
 	state presence.State
 	why   presence.Why
@@ -116,7 +120,7 @@ func (l *loop) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			l.endWait(true)
-			l.final(wctx)
+			l.final(wctx, stopReason(ctx))
 			return
 		case ev, ok := <-events:
 			if !ok {
@@ -218,8 +222,18 @@ func (l *loop) realNow(cfg Config) shown {
 		return shown{presence.Active, presence.ByInput}
 	case st == presence.Idle && l.sig.On():
 		return shown{presence.Active, l.sig.Why}
+	case st == presence.Away && l.locked:
+		return shown{presence.Away, presence.ByLock}
 	}
 	return shown{state: st}
+}
+
+// activeWhy is what makes s present, "" unless s is active (Status.Why).
+func (s shown) activeWhy() presence.Why {
+	if s.state != presence.Active {
+		return ""
+	}
+	return s.why
 }
 
 // byInput reports whether s is the state only input keeps: active by input.
@@ -389,7 +403,7 @@ func (l *loop) sleep(ctx, wctx context.Context, kind OSEventKind, now, at time.T
 		l.sample(ctx, now)
 		return false
 	case late:
-		l.suspended, l.suspendedAt = true, at
+		l.suspended, l.suspendedAt, l.suspendedBy = true, at, presence.EndSleep
 		l.evaluate(wctx, at) // offline from the last moment known awake
 		l.sample(ctx, now)   // input after it: awake, active from that input
 		return false
@@ -397,6 +411,10 @@ func (l *loop) sleep(ctx, wctx context.Context, kind OSEventKind, now, at time.T
 	// Never before the last beat: a beat written while the event waited
 	// in the queue stands.
 	l.suspended, l.suspendedAt = true, later(at, l.lastBeatAt)
+	l.suspendedBy = presence.EndSleep
+	if kind == LoggingOut {
+		l.suspendedBy = presence.EndShutdown
+	}
 	return true
 }
 
@@ -487,7 +505,7 @@ func (l *loop) evaluate(wctx context.Context, now time.Time) {
 		l.beat(wctx, now, local, localSince, send, sendSince, cfg)
 	}
 	a.mu.Lock()
-	a.st.State, a.st.Why, a.st.SentState, a.st.Idle, a.st.Suspended = real.state, real.why, l.lastSent.state, l.idle, l.suspended
+	a.st.State, a.st.Why, a.st.SentState, a.st.Idle, a.st.Suspended = real.state, real.activeWhy(), l.lastSent.state, l.idle, l.suspended
 	a.st.IdleError = ""
 	if l.idleErr != nil {
 		a.st.IdleError = l.idleErr.Error()
@@ -623,12 +641,12 @@ func (l *loop) endPause(wctx context.Context, until time.Time) Mode {
 
 // beat writes one beat: local history and outbox in one transaction.
 // Offline is written once: it means "nothing follows", so repeating it would
-// only cost writes. A side whose state changed carries its edge (since);
-// every active beat carries its why, or a periodic beat of a call would
-// split the call's span.
+// only cost writes, and it carries why (offlineReason). A side whose state
+// changed carries its edge (since); every active beat carries its why, or a
+// periodic beat of a call would split the call's span.
 func (l *loop) beat(wctx context.Context, now time.Time, local shown, localSince time.Time, send shown, sendSince time.Time, cfg Config) {
 	a := l.a
-	e := agentdb.Entry{At: now, IdleS: int64(l.idle / time.Second)}
+	e := agentdb.Entry{At: now, IdleS: int64(l.idle / time.Second), Reason: l.offlineReason()}
 	if local.state != presence.Offline || l.lastLocal.state != presence.Offline {
 		e.Local, e.Why, e.Since = local.state, local.why, localSince
 	}
@@ -680,13 +698,28 @@ func (l *loop) beat(wctx context.Context, now time.Time, local shown, localSince
 	}
 }
 
-// final writes the quit beat (offline, unless already offline) and gives the
-// sender FinalDeadline to deliver it.
-func (l *loop) final(wctx context.Context) {
+// offlineReason is why a side the loop tells offline is offline: the
+// machine went (asleep, shut down, quit), else the user paused or went
+// invisible. Empty while nothing makes it offline.
+func (l *loop) offlineReason() presence.EndReason {
+	switch {
+	case l.suspended:
+		return l.suspendedBy
+	case l.mode == Pause:
+		return presence.EndPaused
+	case l.mode == Invisible:
+		return presence.EndInvisible
+	}
+	return ""
+}
+
+// final writes the final beat (offline for reason, unless already offline)
+// and gives the sender FinalDeadline to deliver it.
+func (l *loop) final(wctx context.Context, reason presence.EndReason) {
 	a := l.a
 	now := a.now()
 	cfg := a.Config()
-	l.suspended, l.suspendedAt = true, now
+	l.suspended, l.suspendedAt, l.suspendedBy = true, now, reason
 	off := shown{state: presence.Offline}
 	l.beat(wctx, now, off, now, off, now, cfg)
 	a.mu.Lock()

@@ -27,6 +27,8 @@ func TestFitFacts(t *testing.T) {
 		{"exactly the limit", &presence.Facts{OS: strings.Repeat("x", MaxFactBytes)},
 			&presence.Facts{OS: strings.Repeat("x", MaxFactBytes)}},
 		{"not UTF-8", &presence.Facts{Platform: "win\xff\xfe11"}, &presence.Facts{Platform: "win\uFFFD11"}},
+		{"the agent's version goes along", &presence.Facts{OS: "linux", Version: "1.4.0"},
+			&presence.Facts{OS: "linux", Version: "1.4.0"}},
 		{"empty", &presence.Facts{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,7 +37,7 @@ func TestFitFacts(t *testing.T) {
 				t.Fatalf("fitFacts = %+v, want %+v", got, tc.want)
 			}
 			if got != nil {
-				for _, v := range []string{got.Hostname, got.OS, got.Platform} {
+				for _, v := range []string{got.Hostname, got.OS, got.Platform, got.Version} {
 					if len(v) > MaxFactBytes || !utf8.ValidString(v) {
 						t.Fatalf("fact %q breaks the limits", v)
 					}

@@ -294,7 +294,7 @@ func TestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (agentdb.Settings{StartAtLogin: true}); s != want {
+	if want := (agentdb.Settings{StartAtLogin: true, Notifications: true}); s != want {
 		t.Fatalf("defaults = %+v", s)
 	}
 	until := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
@@ -306,6 +306,7 @@ func TestSettings(t *testing.T) {
 		db.SetMode(ctx, "pause", until),
 		db.SetLocalTokens(ctx, "ls_usr_a", "ls_dev_b"),
 		db.SetCountCallsAndMedia(ctx, true),
+		db.SetNotifications(ctx, false),
 	}
 	for i, err := range steps {
 		if err != nil {

@@ -101,6 +101,10 @@ type DB struct {
 	hist      presence.DeviceState
 	histMaxID int64
 	commits   int64
+	// relaxed: the connection runs at synchronous=NORMAL for one
+	// acknowledgement (see writeRelaxed) and must be put back before any
+	// other commit.
+	relaxed bool
 	// held is what waits in memory for the file to take writes again.
 	// lastSeq and depth count it: they are what the agent sees.
 	held held
@@ -267,6 +271,9 @@ func (db *DB) inTxLocked(ctx context.Context, fn func(tx *sql.Tx) (after func(),
 			db.hist, db.histMaxID = hist, histMaxID
 		}
 	}()
+	if err := db.restoreSyncLocked(); err != nil {
+		return err
+	}
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
+	"github.com/lastseen/lastseen/backend/sqlitedb"
 )
 
 // DefaultMaxHeld bounds the beats held in memory while the database cannot
@@ -94,6 +95,47 @@ func (db *DB) Trouble() Trouble {
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) (after func(), err error), hold func(cause error) error) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	return db.writeLocked(ctx, fn, hold)
+}
+
+// writeRelaxed is write for a change that a power cut may undo without
+// losing anything: its commit is not fsynced (synchronous=NORMAL for this
+// one transaction), and the next ordinary commit syncs it along with its
+// own, since the WAL is one file written in order. A crash of the process
+// alone never undoes it.
+//
+// Only acknowledgements qualify (see Settle): undone, they put beats the
+// service already holds back in the outbox, where the next exchange finds
+// them duplicates at or below the durable sent mark and settles them
+// again. It saves one of the fsyncs every beat costs, and with it a
+// thread blocked for a millisecond or so every interval.
+func (db *DB) writeRelaxed(ctx context.Context, fn func(tx *sql.Tx) (after func(), err error), hold func(cause error) error) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if _, err := db.db.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return db.writeLocked(ctx, fn, hold)
+	}
+	err := db.writeLocked(ctx, fn, hold)
+	db.relaxed = true
+	db.restoreSyncLocked() // failing, it is retried before the next commit
+	return err
+}
+
+// restoreSyncLocked puts the connection back to the durable level after a
+// relaxed write. Until it succeeds, every transaction retries it first (see
+// inTxLocked): no write that must survive a power cut commits without it.
+func (db *DB) restoreSyncLocked() error {
+	if !db.relaxed {
+		return nil
+	}
+	if _, err := db.db.ExecContext(context.Background(), `PRAGMA synchronous = `+sqlitedb.SyncFull); err != nil {
+		return fmt.Errorf("restore synchronous=FULL: %w", err)
+	}
+	db.relaxed = false
+	return nil
+}
+
+func (db *DB) writeLocked(ctx context.Context, fn func(tx *sql.Tx) (after func(), err error), hold func(cause error) error) error {
 	err := db.inTxLocked(ctx, fn)
 	if err == nil || hold == nil || ctx.Err() != nil || !diskTrouble(err) {
 		return err
@@ -145,8 +187,8 @@ func (db *DB) writeHeld(ctx context.Context, tx *sql.Tx) (func(), error) {
 		}
 	}
 	for _, b := range h.out {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, at_ns, state, idle_s, since_ns, why) VALUES (?, ?, ?, ?, ?, ?)`,
-			b.Seq, toNS(b.At), string(b.State), b.IdleS, sinceNS(b), string(b.Why)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, at_ns, state, idle_s, since_ns, why, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			b.Seq, toNS(b.At), string(b.State), b.IdleS, sinceNS(b), string(b.Why), string(b.Reason)); err != nil {
 			return nil, fmt.Errorf("queue beat: %w", err)
 		}
 	}
@@ -298,7 +340,7 @@ func (db *DB) holdSettlement(ctx context.Context, s Settlement) error {
 // those settled meanwhile, then the beats held in memory.
 func (db *DB) outboxLocked(ctx context.Context, limit int) ([]presence.Beat, error) {
 	h := &db.held
-	rows, err := db.db.QueryContext(ctx, `SELECT seq, at_ns, state, idle_s, since_ns, why FROM outbox ORDER BY seq LIMIT ?`, limit+len(h.gone))
+	rows, err := db.db.QueryContext(ctx, `SELECT seq, at_ns, state, idle_s, since_ns, why, reason FROM outbox ORDER BY seq LIMIT ?`, limit+len(h.gone))
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -306,18 +348,18 @@ func (db *DB) outboxLocked(ctx context.Context, limit int) ([]presence.Beat, err
 	var out []presence.Beat
 	for rows.Next() {
 		var (
-			b          presence.Beat
-			at         int64
-			state, why string
-			since      sql.NullInt64
+			b                  presence.Beat
+			at                 int64
+			state, why, reason string
+			since              sql.NullInt64
 		)
-		if err := rows.Scan(&b.Seq, &at, &state, &b.IdleS, &since, &why); err != nil {
+		if err := rows.Scan(&b.Seq, &at, &state, &b.IdleS, &since, &why, &reason); err != nil {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
 		if h.gone[b.Seq] || len(out) == limit {
 			continue
 		}
-		b.At, b.State, b.Why = fromNS(at), presence.State(state), presence.Why(why)
+		b.At, b.State, b.Why, b.Reason = fromNS(at), presence.State(state), presence.Why(why), presence.EndReason(reason)
 		if since.Valid {
 			b.Since = fromNS(since.Int64)
 		}

@@ -34,11 +34,11 @@ func (db *DB) recordHistory(ctx context.Context, tx *sql.Tx, b presence.Beat) (f
 		sp := c.Span
 		var err error
 		if c.New {
-			_, err = tx.ExecContext(ctx, `INSERT INTO history (id, state, why, start_ns, end_ns, closed) VALUES (?, ?, ?, ?, ?, ?)`,
-				sp.ID, string(sp.State), string(sp.Why), toNS(sp.Start), toNS(sp.End), sp.Closed)
+			_, err = tx.ExecContext(ctx, `INSERT INTO history (id, state, why, start_ns, end_ns, closed, end_reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				sp.ID, string(sp.State), string(sp.Why), toNS(sp.Start), toNS(sp.End), sp.Closed, string(sp.EndReason))
 		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE history SET end_ns = ?, closed = ? WHERE id = ?`,
-				toNS(sp.End), sp.Closed, sp.ID)
+			_, err = tx.ExecContext(ctx, `UPDATE history SET end_ns = ?, closed = ?, end_reason = ? WHERE id = ?`,
+				toNS(sp.End), sp.Closed, string(sp.EndReason), sp.ID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("write history span: %w", err)
@@ -92,7 +92,7 @@ func (db *DB) History(ctx context.Context, from, to time.Time) ([]presence.Span,
 	if to.Before(from) {
 		return nil, presence.Errorf(presence.EINVALID, "history range ends before it starts")
 	}
-	rows, err := db.db.QueryContext(ctx, `SELECT id, state, why, start_ns, end_ns, closed FROM history
+	rows, err := db.db.QueryContext(ctx, `SELECT id, state, why, start_ns, end_ns, closed, end_reason FROM history
 		WHERE start_ns < ? AND end_ns >= ? ORDER BY start_ns, id`, toNS(to), toNS(from))
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
@@ -101,14 +101,15 @@ func (db *DB) History(ctx context.Context, from, to time.Time) ([]presence.Span,
 	var out []presence.Span
 	for rows.Next() {
 		var (
-			s          presence.Span
-			state, why string
-			start, end int64
+			s                  presence.Span
+			state, why, reason string
+			start, end         int64
 		)
-		if err := rows.Scan(&s.ID, &state, &why, &start, &end, &s.Closed); err != nil {
+		if err := rows.Scan(&s.ID, &state, &why, &start, &end, &s.Closed, &reason); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}
 		s.State, s.Why, s.Start, s.End = presence.State(state), presence.Why(why).Of(presence.State(state)), fromNS(start), fromNS(end)
+		s.EndReason = presence.EndReason(reason)
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {

@@ -37,19 +37,22 @@ type Entry struct {
 	// SendSince and SendWhy are Since and Why for the queued beat.
 	SendSince time.Time
 	SendWhy   presence.Why
+	// Reason is why the device goes offline (presence.Beat.Reason), for
+	// whichever half is offline; ignored on a half that is not.
+	Reason presence.EndReason
 }
 
 // local and queued are the entry's two beats (Seq unset).
 func (e Entry) local() presence.Beat {
-	return presence.Beat{At: e.At.UTC(), State: e.Local, IdleS: e.IdleS, Since: utc(e.Since), Why: beyondInput(e.Local, e.Why)}
+	return presence.Beat{At: e.At.UTC(), State: e.Local, IdleS: e.IdleS, Since: utc(e.Since), Why: beyondInput(e.Local, e.Why), Reason: e.Reason.Of(e.Local)}
 }
 
 func (e Entry) queued() presence.Beat {
-	return presence.Beat{At: e.At.UTC(), State: e.Send, IdleS: e.IdleS, Since: utc(e.SendSince), Why: beyondInput(e.Send, e.SendWhy)}
+	return presence.Beat{At: e.At.UTC(), State: e.Send, IdleS: e.IdleS, Since: utc(e.SendSince), Why: beyondInput(e.Send, e.SendWhy), Reason: e.Reason.Of(e.Send)}
 }
 
 // beyondInput is the Why a beat carries: a call or media on an active beat,
-// else none. Input is what an empty Why means, so the common beat stays as
+// the lock on an away one, else none. Input is what an empty Why means, so the common beat stays as
 // it always was on the wire.
 func beyondInput(s presence.State, w presence.Why) presence.Why {
 	if w = w.Of(s); w == presence.ByInput {
@@ -91,10 +94,16 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 			return presence.Beat{}, presence.Errorf(presence.EINVALID, "unknown state %q", string(s))
 		}
 	}
-	for _, w := range []presence.Why{e.Why, e.SendWhy} {
-		if !w.Valid() {
-			return presence.Beat{}, presence.Errorf(presence.EINVALID, "unknown why %q", string(w))
+	for _, h := range []struct {
+		s presence.State
+		w presence.Why
+	}{{e.Local, e.Why}, {e.Send, e.SendWhy}} {
+		if !h.w.Valid() || (h.s != "" && !h.w.ValidFor(h.s)) {
+			return presence.Beat{}, presence.Errorf(presence.EINVALID, "why %q does not fit state %q", string(h.w), string(h.s))
 		}
+	}
+	if !e.Reason.BeatValid() {
+		return presence.Beat{}, presence.Errorf(presence.EINVALID, "unknown reason %q", string(e.Reason))
 	}
 	if e.Since.After(e.At) || e.SendSince.After(e.At) {
 		return presence.Beat{}, presence.Errorf(presence.EINVALID, "since must not be after the beat")
@@ -115,8 +124,8 @@ func (db *DB) Record(ctx context.Context, e Entry) (presence.Beat, error) {
 			if !since.Valid {
 				beat.Since = time.Time{}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, at_ns, state, idle_s, since_ns, why) VALUES (?, ?, ?, ?, ?, ?)`,
-				beat.Seq, toNS(beat.At), string(beat.State), beat.IdleS, since, string(beat.Why)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (seq, at_ns, state, idle_s, since_ns, why, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				beat.Seq, toNS(beat.At), string(beat.State), beat.IdleS, since, string(beat.Why), string(beat.Reason)); err != nil {
 				return nil, fmt.Errorf("queue beat: %w", err)
 			}
 			if err := setCounter(ctx, tx, "last_seq", beat.Seq); err != nil {
@@ -202,7 +211,8 @@ type outRow struct {
 	at    int64
 	state string
 	why   string
-	edge  bool // carries since_ns: the beat says when its state began
+	edge  bool   // carries since_ns: the beat says when its state began
+	rsn   string // an offline beat's reason
 }
 
 // compact deletes the beats that the service's merge does not need: inside a
@@ -211,11 +221,11 @@ type outRow struct {
 // the window of the previously kept one. Spans run first beat to last beat
 // and join beats no more than the window apart, so the spans built from what
 // is kept are the spans built from everything. A change of state or of
-// reason, a beat that carries its edge (since_ns), a gap longer than the
+// reason (why, or an offline beat's reason), a beat that carries its edge (since_ns), a gap longer than the
 // window or a clock that stepped back ends a run; both beats around it are
 // kept.
 func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, at_ns, state, why, since_ns IS NOT NULL FROM outbox ORDER BY seq`)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, at_ns, state, why, since_ns IS NOT NULL, reason FROM outbox ORDER BY seq`)
 	if err != nil {
 		return 0, fmt.Errorf("scan outbox: %w", err)
 	}
@@ -228,7 +238,7 @@ func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, erro
 	)
 	for rows.Next() {
 		var r outRow
-		if err := rows.Scan(&r.seq, &r.at, &r.state, &r.why, &r.edge); err != nil {
+		if err := rows.Scan(&r.seq, &r.at, &r.state, &r.why, &r.edge, &r.rsn); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan outbox: %w", err)
 		}
@@ -236,7 +246,7 @@ func compact(ctx context.Context, tx *sql.Tx, window time.Duration) (int64, erro
 			kept, prev, havePrev, prevIsKept = r, r, true, true
 			continue
 		}
-		boundary := r.state != prev.state || r.why != prev.why || r.edge || r.at < prev.at || r.at-prev.at > w
+		boundary := r.state != prev.state || r.why != prev.why || r.rsn != prev.rsn || r.edge || r.at < prev.at || r.at-prev.at > w
 		if !prevIsKept {
 			if boundary || r.at-kept.at > w {
 				kept = prev
@@ -333,7 +343,13 @@ func (db *DB) Settle(ctx context.Context, s Settlement) (int, error) {
 		return 0, presence.Errorf(presence.EINVALID, "seqs must not be negative")
 	}
 	var renumbered int
-	err := db.write(ctx, func(tx *sql.Tx) (func(), error) {
+	// A bare acknowledgement may be undone by a power cut at no loss (see
+	// writeRelaxed); quarantining and renumbering are kept durable.
+	write := db.write
+	if len(s.Quarantine) == 0 && s.Resync == 0 {
+		write = db.writeRelaxed
+	}
+	err := write(ctx, func(tx *sql.Tx) (func(), error) {
 		now := db.opts.Now()
 		var removed int64
 		del := func(seq int64) error {

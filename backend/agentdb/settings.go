@@ -24,6 +24,10 @@ const (
 	// KeyCountCallsAndMedia: a call or a video keeps the user present
 	// without input (default false).
 	KeyCountCallsAndMedia = "count_calls_and_media"
+	// KeyNotifications: show a notification when a watched person comes
+	// online (default true; watching someone is the opt-in, this silences
+	// them all).
+	KeyNotifications = "notifications"
 )
 
 // Settings are the agent's persisted settings. Unset durations are zero
@@ -41,6 +45,8 @@ type Settings struct {
 	LocalDeviceToken string
 	// CountCallsAndMedia counts calls and videos as present (opt-in).
 	CountCallsAndMedia bool
+	// Notifications shows watched people coming online (default true).
+	Notifications bool
 }
 
 // Settings reads every setting. A value that does not parse is an error that
@@ -69,6 +75,7 @@ func (db *DB) Settings(ctx context.Context) (Settings, error) {
 		LocalUserToken:   m[KeyLocalUserToken],
 		LocalDeviceToken: m[KeyLocalDeviceToken],
 		StartAtLogin:     true,
+		Notifications:    true,
 	}
 	if s.IdleAfter, err = parseDuration(m, KeyIdleAfter); err != nil {
 		return Settings{}, err
@@ -84,6 +91,11 @@ func (db *DB) Settings(ctx context.Context) (Settings, error) {
 	if v, ok := m[KeyCountCallsAndMedia]; ok {
 		if s.CountCallsAndMedia, err = strconv.ParseBool(v); err != nil {
 			return Settings{}, fmt.Errorf("setting %s: %q is not a boolean", KeyCountCallsAndMedia, v)
+		}
+	}
+	if v, ok := m[KeyNotifications]; ok {
+		if s.Notifications, err = strconv.ParseBool(v); err != nil {
+			return Settings{}, fmt.Errorf("setting %s: %q is not a boolean", KeyNotifications, v)
 		}
 	}
 	if v := m[KeyModeUntil]; v != "" {
@@ -133,6 +145,11 @@ func (db *DB) SetStartAtLogin(ctx context.Context, on bool) error {
 // SetCountCallsAndMedia stores whether calls and videos count as present.
 func (db *DB) SetCountCallsAndMedia(ctx context.Context, on bool) error {
 	return db.setSettings(ctx, map[string]string{KeyCountCallsAndMedia: strconv.FormatBool(on)})
+}
+
+// SetNotifications stores whether watched people coming online are shown.
+func (db *DB) SetNotifications(ctx context.Context, on bool) error {
+	return db.setSettings(ctx, map[string]string{KeyNotifications: strconv.FormatBool(on)})
 }
 
 // SetMode stores the manual mode and when it ends (zero: no end), together.

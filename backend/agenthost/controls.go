@@ -52,6 +52,7 @@ func (c *controls) Status(ctx context.Context) (localapi.Status, error) {
 		Handle:          id.handle,
 		TodayActiveS:    int64(st.TodayActive / time.Second),
 		LocalStoreError: st.StoreError,
+		Pairing:         h.pairs.status(),
 	}, nil
 }
 
@@ -98,6 +99,7 @@ func (c *controls) Settings(ctx context.Context) (localapi.Settings, error) {
 		ServerURL: s.ServerURL, HasToken: s.DeviceToken != "",
 		IdleAfterS: int64(cfg.IdleAfter / time.Second), IntervalS: int64(cfg.Interval / time.Second),
 		StartAtLogin: on, CountCallsAndMedia: cfg.CountCallsAndMedia,
+		Notifications: s.Notifications,
 	}, nil
 }
 
@@ -142,6 +144,11 @@ func (c *controls) UpdateSettings(ctx context.Context, u localapi.SettingsUpdate
 	}
 	if u.CountCallsAndMedia != nil {
 		if err := h.SetCountCallsAndMedia(ctx, *u.CountCallsAndMedia); err != nil {
+			return localapi.Settings{}, err
+		}
+	}
+	if u.Notifications != nil {
+		if err := h.SetNotifications(ctx, *u.Notifications); err != nil {
 			return localapi.Settings{}, err
 		}
 	}

@@ -2,8 +2,9 @@
 // its embedded local service or a remote lastseend —, the local account on
 // the embedded service, the proxy that carries the dashboard's reads to a
 // remote service, the loopback listener with the local API and its
-// discovery file, and the controls the window (through the local API) and
-// the tray use. It sits next to the lastseen-agent command the way a
+// discovery file, the controls the window (through the local API) and
+// the tray use, and pairing with a service (RFC 8628) for the window and
+// the pair command. It sits next to the lastseen-agent command the way a
 // daemon's backend sits next to its main: the command parses flags, picks
 // the OS backends and the tray, and wires them into a Host.
 package agenthost
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lastseen/lastseen/backend/agent"
@@ -28,6 +30,7 @@ import (
 	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/localapi"
+	"github.com/lastseen/lastseen/backend/notify"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlite"
 	"github.com/lastseen/lastseen/backend/sysinfo"
@@ -75,6 +78,9 @@ type Config struct {
 	// system); LoginArgs are the arguments it starts the agent with.
 	Login     LoginItem
 	LoginArgs []string
+	// Notifications shows watched people coming online (notify.Desktop);
+	// nil: none.
+	Notifications notify.Sender
 	// Version is the agent's version, for the discovery file and diagnostics.
 	Version string
 	// Logger receives the host's and the agent's logs (discarded when nil).
@@ -115,6 +121,16 @@ type Host struct {
 	// and the uploader never come from two different switches.
 	switching sync.Mutex
 
+	// pairs is the pairing the window started (pair.go).
+	pairs pairings
+
+	// Notifications (notify.go): the setting, Run's start (closed once),
+	// and the watchers, which Close waits for.
+	notifyOn atomic.Bool
+	running  chan struct{}
+	runOnce  sync.Once
+	bg       sync.WaitGroup
+
 	mu         sync.Mutex
 	local      identity // this computer's account on the embedded service
 	svc        *service // the service in use; replaced whole on every switch
@@ -141,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 	if cfg.Login == nil {
 		cfg.Login = noLoginItem{}
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, started: time.Now(), sampler: sysinfo.NewSampler(time.Now)}
+	h := &Host{cfg: cfg, log: cfg.Logger, started: time.Now(), sampler: sysinfo.NewSampler(time.Now), running: make(chan struct{})}
 	h.life, h.endLife = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -161,6 +177,7 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
 	acfg := h.agentConfig(settings)
+	h.notifyOn.Store(settings.Notifications)
 
 	// The embedded service. Its pulse must cover the agent's interval, or
 	// every beat would start a new span.
@@ -202,6 +219,7 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 	if err != nil {
 		h.log.Warn("cannot read device facts", "err", err)
 	}
+	facts.Version = cfg.Version
 	h.agent, err = agent.New(agent.Deps{DB: h.db, Idle: cfg.Idle, Events: cfg.Events, Signals: cfg.Signals, Facts: &facts, Logger: h.log}, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -275,6 +293,7 @@ func (h *Host) serveReads(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reads.ServeHTTP(w, r)
+	h.watchesChanged(r)
 }
 
 // managesDevices reports a request that adds or revokes devices (anything
@@ -302,6 +321,7 @@ func (h *Host) URL() string { return h.url }
 func (h *Host) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	h.runOnce.Do(func() { close(h.running) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- h.srv.Serve(h.ln) }()
 	if err := localapi.WriteDiscovery(h.cfg.DataDir, localapi.Discovery{URL: h.url, Secret: h.secret, PID: os.Getpid(), Version: h.cfg.Version}); err != nil {
@@ -334,6 +354,9 @@ func (h *Host) Close() error {
 	if h.endLife != nil {
 		h.endLife()
 	}
+	h.bg.Wait()
+	// A pairing approved just now saves its token before the database closes.
+	h.pairs.wg.Wait()
 	if h.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		h.service.Close()

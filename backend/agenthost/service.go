@@ -14,6 +14,7 @@ import (
 
 	"github.com/lastseen/lastseen/backend/apierror"
 	"github.com/lastseen/lastseen/backend/httpapi"
+	"github.com/lastseen/lastseen/backend/notify"
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
@@ -34,6 +35,9 @@ type service struct {
 	remote bool
 	url    string
 	reads  http.Handler // the dashboard's /api/v1 reads
+	// watcher announces watched people coming online (remote only; nil
+	// without notifications).
+	watcher *notify.Watcher
 
 	// Who this device is there; under Host.mu.
 	id identity
@@ -95,6 +99,7 @@ func (h *Host) useService(ctx context.Context, serverURL, token, handle string) 
 	}
 	svc := h.begin(&service{remote: true, url: u.String(), reads: remoteProxy(u, token), id: identity{handle: handle}})
 	c := httpapi.NewClient(u.String(), token, h.hc)
+	h.watchPeople(svc, token)
 	if handle == "" {
 		go h.learnHandle(svc, func(ctx context.Context) (string, error) {
 			me, err := c.Me(ctx)

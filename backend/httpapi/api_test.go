@@ -53,12 +53,12 @@ func TestClientHappyPaths(t *testing.T) {
 
 	t.Run("me", func(t *testing.T) {
 		me, err := c.Me(ctx)
-		if err != nil || me != (MeResponse{Handle: "ann", Name: "Ann"}) {
+		if err != nil || me != (MeResponse{Handle: "ann", Name: "Ann", Admin: true, PublicDetail: presence.DefaultPublicDetail}) {
 			t.Errorf("me: %+v, %v", me, err)
 		}
 		name, tz, pub := "Ann Lee", "Europe/Paris", true
 		me, err = c.UpdateMe(ctx, MeUpdate{Name: &name, TZ: &tz, Public: &pub})
-		if err != nil || me != (MeResponse{Handle: "ann", Name: "Ann Lee", TZ: "Europe/Paris", Public: true}) {
+		if err != nil || me != (MeResponse{Handle: "ann", Name: "Ann Lee", TZ: "Europe/Paris", Public: true, Admin: true, PublicDetail: presence.DefaultPublicDetail}) {
 			t.Errorf("update me: %+v, %v", me, err)
 		}
 		me, err = c.UpdateMe(ctx, MeUpdate{})
@@ -324,7 +324,8 @@ func TestCookieAuth(t *testing.T) {
 		}{{nil, false}, {map[string]string{"X-Forwarded-Proto": "https"}, true}} {
 			resp := e.do(request{method: "POST", path: "/api/v1/login", body: `{"token":"` + annTok + `"}`, header: tc.header})
 			sc := resp.header.Get("Set-Cookie")
-			for _, want := range []string{SessionCookie + "=" + annTok, "Path=/", "HttpOnly", "SameSite=Strict", "Max-Age="} {
+			// The cookie holds a session's secret, never the token.
+			for _, want := range []string{SessionCookie + "=" + presence.SessionPrefix, "Path=/", "HttpOnly", "SameSite=Strict", "Max-Age="} {
 				if !strings.Contains(sc, want) {
 					t.Errorf("Set-Cookie %q lacks %q", sc, want)
 				}
@@ -335,7 +336,7 @@ func TestCookieAuth(t *testing.T) {
 		}
 	})
 
-	cookie := SessionCookie + "=" + annTok
+	cookie := SessionCookie + "=" + sessionSecret(t, e.do(request{method: "POST", path: "/api/v1/login", body: `{"token":"` + annTok + `"}`}))
 	t.Run("CSRF", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string

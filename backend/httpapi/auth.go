@@ -12,24 +12,25 @@ import (
 
 // SessionCookie is the browser's sign-in cookie.
 //
-// Its value is the user token itself. The cookie is HttpOnly (no script ever
-// reads it), SameSite=Strict (no other site's page sends it) and Secure on
-// TLS, so it is exactly as exposed as the bearer header a script would
-// otherwise hold. What it buys over a signed session: no server secret to
-// generate, share between instances and rotate, and revoking the token ends
-// the browser session at once, because every request authenticates the
-// token against the store like any bearer token.
+// Its value is the secret of a server-side session (ls_ses_…, see
+// presence.Session), never a token: signing out, a password change or reset,
+// an admin ending the sessions or disabling the user ends it on the server,
+// and every request authenticates it against the store. The cookie is
+// HttpOnly (no script ever reads it), SameSite=Strict (no other site's page
+// sends it) and Secure on TLS.
 const SessionCookie = "lastseen_session"
 
-// sessionMaxAge is how long a browser keeps the cookie. The token inside
-// does not expire; this only bounds how long a forgotten browser stays in.
-const sessionMaxAge = 30 * 24 * time.Hour
+// sessionMaxAge is how long a browser keeps the cookie: as long as the
+// session lasts unused. Each recorded use (at most once a minute) sends the
+// cookie again, so the two end together.
+const sessionMaxAge = presence.SessionIdle
 
 // caller is who a request acts as, and how it proved it.
 type caller struct {
 	presence.Principal
-	key    [32]byte // the token's hash: the rate-limit key
+	key    [32]byte // the credential's hash: the rate-limit key
 	cookie bool     // authenticated by the session cookie (CSRF rules apply)
+	secret string   // the credential itself, to send the cookie again
 }
 
 // access is what a route asks of its caller.
@@ -39,10 +40,16 @@ const (
 	// readAccess admits user tokens and device tokens acting for their user:
 	// the desktop agent proxies the dashboard's reads with its device token.
 	readAccess access = iota
-	// userAccess admits user tokens only (changing the user, managing devices).
+	// userAccess admits user credentials only: a session, a user token (changing
+	// the user, managing devices, sessions, tokens, approving a pairing).
 	userAccess
 	// deviceAccess admits device tokens only (posting heartbeats).
 	deviceAccess
+	// personalAccess admits what readAccess does, for writes that change
+	// only the user's own preferences and no account, device or credential
+	// (the watch list): the window manages them through the agent, which
+	// holds only its device token. Cookie-borne writes keep the CSRF rule.
+	personalAccess
 )
 
 // authed wraps h with authentication, the route's access rule, the CSRF rule
@@ -73,6 +80,10 @@ func (s *Server) authed(a access, h func(http.ResponseWriter, *http.Request, cal
 			if err := s.checkOrigin(r); err != nil {
 				return err
 			}
+		}
+		if s.touch(r, c.Principal) && c.cookie {
+			// The session's idle end moved; so does the cookie's.
+			http.SetCookie(w, s.sessionCookie(r, c.secret, int(sessionMaxAge/time.Second)))
 		}
 		return h(w, r, c)
 	}
@@ -140,8 +151,9 @@ func (s *Server) authenticate(r *http.Request) (caller, error) {
 	if err != nil {
 		return caller{}, err
 	}
-	if cookie && !strings.HasPrefix(token, "ls_usr_") {
-		return caller{}, presence.Errorf(presence.EUNAUTHORIZED, "the session cookie does not hold a user token; sign in again")
+	if cookie && !strings.HasPrefix(token, presence.SessionPrefix) {
+		// A cookie from before sessions held a token; it signs in no more.
+		return caller{}, presence.Errorf(presence.EUNAUTHORIZED, "the session cookie does not hold a session; sign in again")
 	}
 	p, err := s.store.Authenticate(r.Context(), token)
 	if err != nil {
@@ -152,6 +164,9 @@ func (s *Server) authenticate(r *http.Request) (caller, error) {
 	}
 	c := caller{Principal: p, cookie: cookie}
 	copy(c.key[:], presence.HashToken(token))
+	if cookie {
+		c.secret = token
+	}
 	return c, nil
 }
 
@@ -180,54 +195,6 @@ func (s *Server) checkOrigin(r *http.Request) error {
 	if err := s.cop.Check(r); err != nil {
 		return presence.Errorf(presence.EFORBIDDEN, "cross-origin request refused")
 	}
-	return nil
-}
-
-// login is POST /api/v1/login: a user token in the body becomes the session cookie.
-func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
-	if err := s.checkOrigin(r); err != nil {
-		return err
-	}
-	var req LoginRequest
-	if err := decodeBody(w, r, maxBodyBytes, &req); err != nil {
-		return err
-	}
-	kind, err := presence.TokenKindOf(req.Token)
-	if err != nil {
-		return s.authFailed(r, presence.Errorf(presence.EUNAUTHORIZED, "token: not a Lastseen token"))
-	}
-	if kind != presence.UserToken {
-		return presence.Errorf(presence.EFORBIDDEN, "sign in with a user token (ls_usr_…); device tokens cannot sign in")
-	}
-	p, err := s.store.Authenticate(r.Context(), req.Token)
-	if err != nil {
-		if presence.ErrorCode(err) == presence.EUNAUTHORIZED {
-			return s.authFailed(r, err)
-		}
-		return fmt.Errorf("login: %w", err)
-	}
-	var key [32]byte
-	copy(key[:], presence.HashToken(req.Token))
-	if ok, wait := s.limiter.allow(key, s.cfg.UserRate); !ok {
-		return &limitedError{err: presence.Errorf(presence.ERATELIMIT, "too many requests for this token"), after: wait}
-	}
-	u, err := s.store.UserByID(r.Context(), p.UserID)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	http.SetCookie(w, s.sessionCookie(r, req.Token, int(sessionMaxAge/time.Second)))
-	writeJSON(w, http.StatusOK, meOf(u))
-	return nil
-}
-
-// logout is POST /api/v1/logout: it clears the cookie, signed in or not.
-func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	if err := s.checkOrigin(r); err != nil {
-		return err
-	}
-	http.SetCookie(w, s.sessionCookie(r, "", -1))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -30,11 +30,11 @@ func (s *Server) getBadge(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusOK
 	label, msg, colour := "lastseen", "unknown", colourOffline
 	if ok {
-		ps, err := s.publicStatus(r.Context(), handle)
+		v, err := s.publicStatus(r.Context(), handle)
 		switch code := presence.ErrorCode(err); {
 		case err == nil:
-			label = ps.Handle
-			msg, colour = badgeMessage(ps, s.now())
+			label = v.Handle
+			msg, colour = badgeMessage(publicStatusOf(v), s.now())
 		case code == presence.ENOTFOUND:
 			status = http.StatusNotFound
 		default:
@@ -58,8 +58,16 @@ func (s *Server) getBadge(w http.ResponseWriter, r *http.Request) error {
 }
 
 // badgeMessage is the right half of the badge: "online", "idle 12 min",
-// "away", "last seen 3 h ago" (or "offline" for someone never seen active).
+// "away", "last seen 3 h ago" (or "offline" for someone never seen active),
+// as much of it as the view holds: without a status (level online) only
+// "online" or "offline", without a last seen no times.
 func badgeMessage(ps PublicStatus, now time.Time) (string, string) {
+	if ps.Status == "" {
+		if ps.Online {
+			return "online", colourActive
+		}
+		return "offline", colourOffline
+	}
 	var since time.Duration
 	if ps.LastSeen != nil {
 		since = max(now.Sub(*ps.LastSeen), 0)
@@ -162,4 +170,13 @@ func badgeText(s string) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+}
+
+// publicStatusOf is a view as a client reads it.
+func publicStatusOf(v presence.PublicView) PublicStatus {
+	ps := PublicStatus{Handle: v.Handle, Online: v.Online, LastSeen: v.LastSeen}
+	if v.Status != nil {
+		ps.Status = *v.Status
+	}
+	return ps
 }

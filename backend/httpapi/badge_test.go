@@ -123,12 +123,12 @@ func TestBadgeEndpoint(t *testing.T) {
 		if resp.status != 200 || resp.header.Get("Access-Control-Allow-Origin") != "*" || resp.header.Get("Cache-Control") != "public, max-age=15" {
 			t.Errorf("status %d headers %v", resp.status, resp.header)
 		}
-		want := `{"handle":"idler","status":"idle","online":true,"last_seen":"2026-11-25T08:48:00Z"}` + "\n"
+		want := `{"handle":"idler","online":true,"status":"idle","last_seen":"2026-11-25T08:48:00Z"}` + "\n"
 		if string(resp.body) != want {
 			t.Errorf("body %s, want %s", resp.body, want)
 		}
 		resp = e.do(request{method: "GET", path: "/api/v1/public/never"})
-		if want := `{"handle":"never","status":"offline","online":false,"last_seen":null}` + "\n"; string(resp.body) != want {
+		if want := `{"handle":"never","online":false,"status":"offline"}` + "\n"; string(resp.body) != want {
 			t.Errorf("body %s, want %s", resp.body, want)
 		}
 	})

@@ -190,6 +190,107 @@ func (c *Client) Health(ctx context.Context) error {
 	return nil
 }
 
+// PairingStart is POST /api/v1/pair's answer: what the device shows, and
+// the device code it polls with (RFC 8628 §3.2).
+type PairingStart struct {
+	DeviceCode string
+	// UserCode is the code as shown and read aloud: BDFG-HJKL.
+	UserCode                string
+	VerificationURI         string
+	VerificationURIComplete string // VerificationURI with the code in it
+	// Interval is how long to wait between polls; ExpiresIn how long the
+	// codes live from the answer on.
+	Interval, ExpiresIn time.Duration
+}
+
+// PairInvalidGrant is the token endpoint's answer to a device code it does
+// not know, or one already spent. The other answers are presence's
+// PollOutcome names.
+const PairInvalidGrant presence.PollOutcome = "invalid_grant"
+
+// PairingPoll is one answer of POST /api/v1/pair/token.
+type PairingPoll struct {
+	// Outcome is presence.PollApproved when the token is issued, else the
+	// RFC 8628 error code: presence.PollPending, PollSlowDown, PollDenied,
+	// PollExpired or PairInvalidGrant (a newer server may send others).
+	Outcome     presence.PollOutcome
+	Description string
+	// Interval is the interval the server asks for from now on; zero when
+	// it named none.
+	Interval time.Duration
+
+	// Set when approved: the device token (shown once), the new device and
+	// its user's handle.
+	Token  string
+	Device presence.Device
+	Handle string
+}
+
+// StartPairing asks the service to pair this device (no token needed). name
+// and os describe the device to the person who approves it.
+func (c *Client) StartPairing(ctx context.Context, deviceName, os string) (PairingStart, error) {
+	var out PairStartResponse
+	in := PairRequest{DeviceName: deviceName, OS: os}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/pair", nil, in, &out); err != nil {
+		return PairingStart{}, err
+	}
+	if out.DeviceCode == "" || out.UserCode == "" || out.VerificationURI == "" {
+		return PairingStart{}, fmt.Errorf("POST /api/v1/pair: the answer lacks a device code, a user code or a verification URI")
+	}
+	return PairingStart{
+		DeviceCode: out.DeviceCode, UserCode: out.UserCode,
+		VerificationURI: out.VerificationURI, VerificationURIComplete: out.VerificationURIComplete,
+		Interval: seconds(out.Interval), ExpiresIn: seconds(out.ExpiresIn),
+	}, nil
+}
+
+// PollPairing asks once whether the pairing of deviceCode was decided. The
+// token endpoint's refusals (pending, slow down, denied, expired, invalid
+// grant) are answers, not errors: they come back as the PairingPoll's
+// Outcome. The error is for everything else: the service cannot be
+// reached, or answers otherwise (a rate limit, say: an *APIError).
+func (c *Client) PollPairing(ctx context.Context, deviceCode string) (PairingPoll, error) {
+	const path = "/api/v1/pair/token"
+	b, err := json.Marshal(PairTokenRequest{DeviceCode: deviceCode})
+	if err != nil {
+		return PairingPoll{}, fmt.Errorf("POST %s: encode: %w", path, err)
+	}
+	resp, err := c.send(ctx, http.MethodPost, path, nil, bytes.NewReader(b))
+	if err != nil {
+		return PairingPoll{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil {
+		return PairingPoll{}, fmt.Errorf("POST %s: read answer: %w", path, err)
+	}
+	if resp.StatusCode < 300 {
+		var ok PairTokenResponse
+		if err := json.Unmarshal(raw, &ok); err != nil || ok.AccessToken == "" {
+			return PairingPoll{}, fmt.Errorf("POST %s: an answer without a token", path)
+		}
+		return PairingPoll{Outcome: presence.PollApproved, Token: ok.AccessToken, Device: ok.Device, Handle: ok.Handle}, nil
+	}
+	// The RFC's "error" is a string where the usual envelope (a proxy's
+	// failure, say) has an object: that one does not decode here.
+	var refusal PairTokenError
+	if resp.StatusCode < 500 && json.Unmarshal(raw, &refusal) == nil && refusal.Error != "" {
+		return PairingPoll{
+			Outcome: presence.PollOutcome(refusal.Error), Description: refusal.ErrorDescription,
+			Interval: seconds(refusal.Interval),
+		}, nil
+	}
+	return PairingPoll{}, apiError(resp, raw)
+}
+
+// seconds reads a JSON count of seconds; a negative one is none.
+func seconds(n int64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
+}
+
 // do sends a JSON request and decodes a JSON answer into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
@@ -246,6 +347,11 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 // proxy in between, say: then what can be known from the status).
 func readAPIError(resp *http.Response) *APIError {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return apiError(resp, raw)
+}
+
+// apiError is the *APIError of a failed response whose body was read.
+func apiError(resp *http.Response, raw []byte) *APIError {
 	d := apierror.Decode(resp.StatusCode, raw)
 	return &APIError{
 		Status:  resp.StatusCode,

@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
@@ -28,6 +30,19 @@ var (
 // address or an IPv6 /64): a mistyped token now and then, never a
 // guessing loop. Valid tokens are never held back by it.
 var DefaultFailedAuthRate = Rate{PerSecond: 1, Burst: 20}
+
+// DefaultAccountFailRate bounds failed password sign-ins per account (see
+// signins): ten at once, then one every 30 s.
+var DefaultAccountFailRate = Rate{PerSecond: 1.0 / 30, Burst: 10}
+
+// DefaultPairRate bounds pairings started per client address (POST
+// /api/v1/pair), and DefaultPairCodeRate the user codes looked up or
+// decided in vain per address and per user: with 20^8 codes, ten misses
+// and then one every ten seconds leaves guessing a live code hopeless.
+var (
+	DefaultPairRate     = Rate{PerSecond: 0.1, Burst: 10}
+	DefaultPairCodeRate = Rate{PerSecond: 0.1, Burst: 10}
+)
 
 // Default caps. A person has a handful of machines and browser tabs; a
 // server of a few thousand people keeps their dashboards open at once.
@@ -75,9 +90,26 @@ type Config struct {
 	// (over all their tokens) and in all; MaxDevicesPerUser caps the
 	// devices a user may add through the API. Zero takes the defaults.
 	MaxStreamsPerUser, MaxStreams, MaxDevicesPerUser int
-	// RevocationCheck is how often streams of device tokens are checked
-	// against revocations made outside this server; zero takes the default.
+	// MaxPublicStreamsPerAddr caps the public status streams one client
+	// address (RemoteAddr, an IPv6 /64) holds open; they count against
+	// MaxStreams too. Zero takes DefaultMaxPublicStreamsPerAddr.
+	MaxPublicStreamsPerAddr int
+	// RevocationCheck is how often open streams are checked against
+	// revocations made outside this server (devices and API tokens revoked,
+	// sessions ended, users disabled); zero takes the default.
 	RevocationCheck time.Duration
+
+	// BaseURL is the service's public address ("https://presence.example.com"),
+	// which one-time links and pairing answers point to. Empty: derived
+	// from each request (TLS or X-Forwarded-Proto, X-Forwarded-Host or Host).
+	BaseURL string
+	// AccountFailRate limits failed password sign-ins per account (for the
+	// addresses that failed, see signins); zero takes the default.
+	AccountFailRate Rate
+	// PairRate limits pairings started per client address; PairCodeRate
+	// the user codes tried in vain per address and per user. Zero takes
+	// the defaults.
+	PairRate, PairCodeRate Rate
 }
 
 // WithDefaults fills the unset fields.
@@ -115,9 +147,22 @@ func (c Config) WithDefaults() Config {
 	if c.MaxDevicesPerUser == 0 {
 		c.MaxDevicesPerUser = DefaultMaxDevicesPerUser
 	}
+	if c.MaxPublicStreamsPerAddr == 0 {
+		c.MaxPublicStreamsPerAddr = DefaultMaxPublicStreamsPerAddr
+	}
 	if c.RevocationCheck == 0 {
 		c.RevocationCheck = DefaultRevocationCheck
 	}
+	if c.AccountFailRate == (Rate{}) {
+		c.AccountFailRate = DefaultAccountFailRate
+	}
+	if c.PairRate == (Rate{}) {
+		c.PairRate = DefaultPairRate
+	}
+	if c.PairCodeRate == (Rate{}) {
+		c.PairCodeRate = DefaultPairCodeRate
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return c
 }
 
@@ -132,15 +177,21 @@ func (c Config) Validate() error {
 		return presence.Errorf(presence.EINVALID, "httpapi: limits need a positive MaxPast and no negative MaxFuture or SkewTolerance")
 	case c.KeepAlive < 0:
 		return presence.Errorf(presence.EINVALID, "httpapi: keepalive must not be negative")
-	case c.MaxStreamsPerUser < 0 || c.MaxStreams < 0 || c.MaxDevicesPerUser < 0:
+	case c.MaxStreamsPerUser < 0 || c.MaxStreams < 0 || c.MaxDevicesPerUser < 0 || c.MaxPublicStreamsPerAddr < 0:
 		return presence.Errorf(presence.EINVALID, "httpapi: caps must not be negative")
 	case c.RevocationCheck < 0:
 		return presence.Errorf(presence.EINVALID, "httpapi: the revocation check period must not be negative")
 	}
+	if err := ValidateBaseURL(c.BaseURL); err != nil {
+		return err
+	}
 	for _, r := range []struct {
 		name string
 		rate Rate
-	}{{"user", c.UserRate}, {"device", c.DeviceRate}, {"failed authentication", c.FailedAuthRate}} {
+	}{
+		{"user", c.UserRate}, {"device", c.DeviceRate}, {"failed authentication", c.FailedAuthRate},
+		{"failed sign-in per account", c.AccountFailRate}, {"pairing", c.PairRate}, {"pairing code", c.PairCodeRate},
+	} {
 		if err := r.rate.validate(); err != nil {
 			return presence.Errorf(presence.EINVALID, "httpapi: %s rate: %s", r.name, presence.ErrorMessage(err))
 		}
@@ -151,6 +202,21 @@ func (c Config) Validate() error {
 func (r Rate) validate() error {
 	if r.PerSecond <= 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) || r.Burst < 1 {
 		return presence.Errorf(presence.EINVALID, "want a positive finite PerSecond and a Burst of at least 1, got %v/s burst %d", r.PerSecond, r.Burst)
+	}
+	return nil
+}
+
+// ValidateBaseURL checks a public base URL: empty (derive it from each
+// request), or an absolute http(s) URL with a host and nothing after the
+// path.
+func ValidateBaseURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Host, ":") {
+		return presence.Errorf(presence.EINVALID, "base URL must be an http(s) address such as https://presence.example.com, not %q", clip(s, maxValueLen))
 	}
 	return nil
 }

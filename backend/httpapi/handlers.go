@@ -16,8 +16,6 @@ import (
 const (
 	defaultSessionsSpan = 24 * time.Hour
 	maxSessionsSpan     = 366 * 24 * time.Hour
-	defaultStatsDays    = 7
-	maxStatsDays        = 366
 	maxFactLen          = 128
 )
 
@@ -104,7 +102,11 @@ func (s *Server) getMe(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return fmt.Errorf("user %d: %w", c.UserID, err)
 	}
-	writeJSON(w, http.StatusOK, meOf(u))
+	me, err := s.me(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, me)
 	return nil
 }
 
@@ -115,7 +117,7 @@ func (s *Server) patchMe(w http.ResponseWriter, r *http.Request, c caller) error
 		return err
 	}
 	// Checked here too, so a bad field is the caller's 400 before any store work.
-	upd, err := presence.UserUpdate{Name: req.Name, TZ: req.TZ, Public: req.Public}.Normalize()
+	upd, err := presence.UserUpdate{Name: req.Name, TZ: req.TZ, Public: req.Public, PublicDetail: req.PublicDetail}.Normalize()
 	if err != nil {
 		return err
 	}
@@ -123,7 +125,12 @@ func (s *Server) patchMe(w http.ResponseWriter, r *http.Request, c caller) error
 	if err != nil {
 		return fmt.Errorf("update user %d: %w", c.UserID, err)
 	}
-	writeJSON(w, http.StatusOK, meOf(u))
+	s.publicChanged(u)
+	me, err := s.me(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, me)
 	return nil
 }
 
@@ -256,66 +263,20 @@ func queryStates(vals []string) ([]presence.State, error) {
 
 // getDailyStats is GET /api/v1/stats/daily?from=&to=&tz=.
 func (s *Server) getDailyStats(w http.ResponseWriter, r *http.Request, c caller) error {
-	q := r.URL.Query()
-	u, err := s.store.UserByID(r.Context(), c.UserID)
-	if err != nil {
-		return fmt.Errorf("user %d: %w", c.UserID, err)
-	}
-	loc := u.Location()
-	if tz := q.Get("tz"); tz != "" {
-		if err := presence.ValidateTZ(tz); err != nil {
-			return err
-		}
-		if loc, err = time.LoadLocation(tz); err != nil {
-			return presence.Errorf(presence.EINVALID, "unknown time zone %q", tz)
-		}
-	}
-	now := s.now().In(loc)
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
-	to, err := queryDate(q.Get("to"), "to", loc, today)
+	rg, err := s.statsRange(r, c)
 	if err != nil {
 		return err
 	}
-	from, err := queryDate(q.Get("from"), "from", loc, to.AddDate(0, 0, -(defaultStatsDays-1)))
-	if err != nil {
-		return err
-	}
-	switch days := calendarDays(from, to); {
-	case days < 1:
-		return presence.Errorf(presence.EINVALID, "from must not be after to")
-	case days > maxStatsDays:
-		return presence.Errorf(presence.EINVALID, "at most %d days at once, asked for %d", maxStatsDays, days)
-	}
-	end := time.Date(to.Year(), to.Month(), to.Day()+1, 0, 0, 0, 0, loc)
-	spans, err := s.store.Spans(r.Context(), presence.SpanQuery{UserID: c.UserID, From: from, To: end})
+	spans, err := s.store.Spans(r.Context(), presence.SpanQuery{UserID: c.UserID, From: rg.from, To: rg.end})
 	if err != nil {
 		return fmt.Errorf("spans of user %d: %w", c.UserID, err)
 	}
-	out := DailyStatsResponse{Days: presence.DailyTotals(spans, loc, from, to)}
+	out := DailyStatsResponse{Days: presence.DailyTotals(spans, rg.loc, rg.from, rg.to)}
 	if out.Days == nil {
 		out.Days = []presence.DayTotal{}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-func queryDate(v, name string, loc *time.Location, def time.Time) (time.Time, error) {
-	if v == "" {
-		return def, nil
-	}
-	t, err := time.ParseInLocation(time.DateOnly, v, loc)
-	if err != nil {
-		return time.Time{}, presence.Errorf(presence.EINVALID, "%s must be a date such as 2026-11-25, not %q", name, v)
-	}
-	return t, nil
-}
-
-// calendarDays counts the days from from to to inclusive, by the calendar
-// (a daylight-saving day is still one day).
-func calendarDays(from, to time.Time) int {
-	a := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
-	b := time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
-	return int(b.Sub(a)/(24*time.Hour)) + 1
 }
 
 // getDevices is GET /api/v1/devices.
@@ -376,57 +337,6 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, c caller) 
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// publicCache is how long public status and badges may be cached: short, so
-// a status page is at most one beat interval behind.
-const publicCache = "public, max-age=15"
-
-// getPublic is GET /api/v1/public/{handle}: the opt-in public status.
-func (s *Server) getPublic(w http.ResponseWriter, r *http.Request) error {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Cache-Control", publicCache)
-	ps, err := s.publicStatus(r.Context(), r.PathValue("handle"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ps)
-	return nil
-}
-
-// publicStatus is a public user's status. Users who did not opt in are
-// ENOTFOUND, exactly like handles that do not exist.
-func (s *Server) publicStatus(ctx context.Context, handle string) (PublicStatus, error) {
-	notFound := presence.Errorf(presence.ENOTFOUND, "no public status for %q", handle)
-	if presence.ValidateHandle(handle) != nil {
-		return PublicStatus{}, notFound
-	}
-	u, err := s.store.UserByHandle(ctx, handle)
-	switch {
-	case presence.ErrorCode(err) == presence.ENOTFOUND:
-		return PublicStatus{}, notFound
-	case err != nil:
-		return PublicStatus{}, fmt.Errorf("user %q: %w", handle, err)
-	case !u.Public:
-		return PublicStatus{}, notFound
-	}
-	ds, err := s.store.Devices(ctx, u.ID)
-	if err != nil {
-		return PublicStatus{}, fmt.Errorf("devices of %q: %w", handle, err)
-	}
-	status := presence.Offline
-	ps := make([]presence.DevicePresence, 0, len(ds))
-	for _, d := range ds {
-		status = presence.Highest(status, d.Status)
-		ps = append(ps, d.Presence)
-	}
-	return PublicStatus{
-		Handle:   u.Handle,
-		Status:   status,
-		Online:   status.Online(),
-		LastSeen: timePtr(presence.LastSeen(ps)),
-	}, nil
 }
 
 // health is GET /healthz: 200 while the store answers, 503 once it is closed

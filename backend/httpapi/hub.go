@@ -27,6 +27,8 @@ const DefaultHubRing = 1024
 type Hub struct {
 	log      *slog.Logger
 	lagLimit uint64
+	// tee hands every event to the public status feeds (public_stream.go).
+	tee publicTee
 
 	// mu guards everything below. Publish and subscribe take it to write;
 	// streams take it to read (each writes only its own position, which
@@ -64,12 +66,23 @@ func (f *frame) bytes(handle string) []byte {
 	return f.b
 }
 
-// subscription is one stream's place in the hub.
-type subscription struct {
+// credential is what a stream was opened with, so that whatever ends
+// the credential (a revoked device or API token, an ended session, a
+// disabled user) can end the stream too.
+type credential struct {
 	user int64
 	// device is the device whose token opened the stream (0 for a user
-	// token), so that revoking the device can end it.
+	// credential).
 	device int64
+	// session is the browser session that opened it (0 for a token);
+	// token the user API token's id ("" for others).
+	session int64
+	token   string
+}
+
+// subscription is one stream's place in the hub.
+type subscription struct {
+	credential
 	// wake holds one token when there may be something to read: Publish
 	// never waits on it, and however many events arrive meanwhile, one read
 	// takes them all.
@@ -120,6 +133,7 @@ func audience(ev presence.Event) (owner int64, ok bool) {
 // writer that commits beats. Encoding is left to the first stream that
 // sends the event, so a server nobody watches spends nothing on it.
 func (h *Hub) Publish(ev presence.Event) {
+	h.tee.observe(ev)
 	owner, ok := audience(ev)
 	if !ok {
 		return
@@ -165,7 +179,13 @@ func (h *Hub) Publish(ev presence.Event) {
 // happen under one lock, so no event falls between the replay and the live
 // feed, and none comes twice.
 func (h *Hub) subscribe(afterID int64, replay bool, user, device int64) ([]*frame, *subscription) {
-	s := &subscription{user: user, device: device, wake: make(chan struct{}, 1)}
+	return h.subscribeAs(afterID, replay, credential{user: user, device: device})
+}
+
+// subscribeAs is subscribe for a stream opened with o's credential.
+func (h *Hub) subscribeAs(afterID int64, replay bool, o credential) ([]*frame, *subscription) {
+	user := o.user
+	s := &subscription{credential: o, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var past []*frame
@@ -221,11 +241,17 @@ func (h *Hub) unsubscribe(s *subscription) {
 // endDevice ends every stream opened with device's token, at once and
 // with nothing more sent, and returns how many there were.
 func (h *Hub) endDevice(device int64) int {
+	return h.end(func(o credential) bool { return o.device == device })
+}
+
+// end ends every stream whose credential matches, at once and with nothing more
+// sent, and returns how many there were.
+func (h *Hub) end(match func(credential) bool) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
 	for s := range h.subs {
-		if s.device != device {
+		if !match(s.credential) {
 			continue
 		}
 		s.cut = true
@@ -249,6 +275,21 @@ func (h *Hub) streamDevices() []int64 {
 		if s.device != 0 && !seen[s.device] {
 			seen[s.device] = true
 			out = append(out, s.device)
+		}
+	}
+	return out
+}
+
+// credentials lists the credentials that have streams open, each once.
+func (h *Hub) credentials() []credential {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []credential
+	seen := map[credential]bool{}
+	for s := range h.subs {
+		if !seen[s.credential] {
+			seen[s.credential] = true
+			out = append(out, s.credential)
 		}
 	}
 	return out

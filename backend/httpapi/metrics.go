@@ -85,7 +85,7 @@ func NewMetrics() *Metrics {
 		}, []string{"route"}),
 		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lastseen_cap_rejections_total",
-			Help: "Requests and connections refused for a cap: user_streams, streams, user_devices, connections.",
+			Help: "Requests and connections refused for a cap: user_streams, streams, user_devices, connections, public_streams_per_addr.",
 		}, []string{"cap"}),
 		authFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lastseen_auth_failures_total",
@@ -103,7 +103,7 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{beatAccepted, beatDuplicate, beatRejected} {
 		m.beats.WithLabelValues(r) // export zeros, so rate() works from the first scrape
 	}
-	for _, c := range []string{capUserStreams, capStreams, capUserDevices, capConnections} {
+	for _, c := range []string{capUserStreams, capStreams, capUserDevices, capConnections, capPublicStreams} {
 		m.capped.WithLabelValues(c)
 	}
 	for _, a := range []string{authUnauthorized, authLimited} {

@@ -161,8 +161,10 @@ func (s *Server) exportJSON(ctx context.Context, w *bufio.Writer, u presence.Use
 	w.WriteString(`,"spans":[`)
 	var daily []presence.DayTotal
 	n := 0
+	window := s.store.Pulse().Window()
 	err = s.walkHistory(ctx, u, start, now, func(spans []presence.Span, days []presence.DayTotal) error {
 		for _, sp := range spans {
+			sp.EndReason = sp.Ended(sp.OpenAt(now, window)) // a tail gone silent says so
 			b, err := json.Marshal(importer.ExportSpanOf(sp))
 			if err != nil {
 				return err
@@ -212,11 +214,13 @@ func (s *Server) exportCSV(ctx context.Context, w *bufio.Writer, u presence.User
 		names[d.ID] = d.Name
 	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"device", "state", "why", "start", "end", "duration_s"}); err != nil {
+	if err := cw.Write([]string{"device", "state", "why", "start", "end", "duration_s", "end_reason", "replayed"}); err != nil {
 		return err
 	}
+	window := s.store.Pulse().Window()
 	err := s.walkHistory(ctx, u, start, now, func(spans []presence.Span, _ []presence.DayTotal) error {
 		for _, sp := range spans {
+			sp.EndReason = sp.Ended(sp.OpenAt(now, window))
 			name, ok := names[sp.DeviceID]
 			if !ok {
 				name = "device " + strconv.FormatInt(sp.DeviceID, 10) // revoked since
@@ -225,6 +229,7 @@ func (s *Server) exportCSV(ctx context.Context, w *bufio.Writer, u presence.User
 			if err := cw.Write([]string{
 				csvCell(name), string(x.State), string(x.Why),
 				x.Start.Format(time.RFC3339), x.End.Format(time.RFC3339), strconv.FormatInt(x.DurationS, 10),
+				string(x.EndReason), strconv.FormatBool(x.Replayed),
 			}); err != nil {
 				return err
 			}

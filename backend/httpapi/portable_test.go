@@ -58,8 +58,8 @@ func (e *env) sessionKeys(token string, from, to time.Time) []string {
 	}
 	var out []string
 	for _, s := range res.Sessions {
-		out = append(out, fmt.Sprintf("%s %s %s %s–%s %ds", names[s.DeviceID], s.State, s.Why,
-			s.Start.Format(time.RFC3339Nano), s.End.Format(time.RFC3339Nano), s.DurationS))
+		out = append(out, fmt.Sprintf("%s %s %s %s–%s %ds ended %q replayed %v", names[s.DeviceID], s.State, s.Why,
+			s.Start.Format(time.RFC3339Nano), s.End.Format(time.RFC3339Nano), s.DurationS, s.EndReason, s.Replayed))
 	}
 	slices.Sort(out)
 	return out
@@ -102,7 +102,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		beat(1, now.Add(-3*time.Hour), presence.Active),
 		beat(2, now.Add(-3*time.Hour+30*time.Second), presence.Active),
 		presence.Beat{Seq: 3, At: now.Add(-2 * time.Hour), State: presence.Idle, Since: now.Add(-2*time.Hour - 10*time.Minute)},
-		beat(4, now.Add(-90*time.Minute), presence.Offline),
+		presence.Beat{Seq: 4, At: now.Add(-90 * time.Minute), State: presence.Offline, Reason: presence.EndSleep},
 		presence.Beat{Seq: 5, At: now.Add(-time.Minute), State: presence.Active, Why: presence.ByCall},
 		presence.Beat{Seq: 6, At: now.Add(-30 * time.Second), State: presence.Active, Why: presence.ByCall},
 	)
@@ -133,10 +133,18 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if len(x.Spans) != len(all) {
 		t.Fatalf("the export holds %d spans, the store %d: a page boundary lost or repeated some", len(x.Spans), len(all))
 	}
+	slept := 0
 	for i, s := range x.Spans {
 		if s.DurationS != int64(s.End.Sub(s.Start)/time.Second) || s.Start.Location() != time.UTC {
 			t.Errorf("span %d: %+v: want UTC times and duration_s = end − start", i, s)
 		}
+		// The beats hours old reached the service late: replayed.
+		if s.EndReason == presence.EndSleep && s.State == presence.Idle && s.Replayed {
+			slept++
+		}
+	}
+	if slept != 1 {
+		t.Errorf("the export has %d replayed idle spans ended by sleep, want 1:\n%s", slept, r.body)
 	}
 	wantDaily := src.daily(tok)
 	var nonEmpty []presence.DayTotal
@@ -239,12 +247,12 @@ func TestExportCSV(t *testing.T) {
 	plain, _ := e.device(u, "desk, upstairs")
 	spans := []presence.Span{
 		{State: presence.Active, Start: T0.Add(-3 * time.Hour), End: T0.Add(-2*time.Hour - 30*time.Second)},
-		{State: presence.Idle, Start: T0.Add(-2*time.Hour - 30*time.Second), End: T0.Add(-2 * time.Hour)},
+		{State: presence.Idle, Start: T0.Add(-2*time.Hour - 30*time.Second), End: T0.Add(-2 * time.Hour), EndReason: presence.EndShutdown},
 	}
 	if _, _, err := e.store.ImportSpans(e.ctx, evil.ID, spans); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.store.ImportSpans(e.ctx, plain.ID, []presence.Span{{State: presence.Away, Why: "", Start: T0.Add(-time.Hour), End: T0.Add(-time.Minute)}}); err != nil {
+	if _, _, err := e.store.ImportSpans(e.ctx, plain.ID, []presence.Span{{State: presence.Away, Why: presence.ByLock, Start: T0.Add(-time.Hour), End: T0.Add(-time.Minute), Replayed: true}}); err != nil {
 		t.Fatal(err)
 	}
 	r := e.do(request{method: http.MethodGet, path: "/api/v1/export?format=csv", token: tok})
@@ -262,10 +270,10 @@ func TestExportCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{
-		{"device", "state", "why", "start", "end", "duration_s"},
-		{`'=HYPERLINK("http://x")`, "active", "input", "2026-11-25T06:00:00Z", "2026-11-25T06:59:30Z", "3570"},
-		{`'=HYPERLINK("http://x")`, "idle", "", "2026-11-25T06:59:30Z", "2026-11-25T07:00:00Z", "30"},
-		{"desk, upstairs", "away", "", "2026-11-25T08:00:00Z", "2026-11-25T08:59:00Z", "3540"},
+		{"device", "state", "why", "start", "end", "duration_s", "end_reason", "replayed"},
+		{`'=HYPERLINK("http://x")`, "active", "input", "2026-11-25T06:00:00Z", "2026-11-25T06:59:30Z", "3570", "", "false"},
+		{`'=HYPERLINK("http://x")`, "idle", "", "2026-11-25T06:59:30Z", "2026-11-25T07:00:00Z", "30", "shutdown", "false"},
+		{"desk, upstairs", "away", "locked", "2026-11-25T08:00:00Z", "2026-11-25T08:59:00Z", "3540", "", "true"},
 	}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("csv rows\n%q\nwant\n%q", rows, want)
@@ -295,7 +303,7 @@ func TestExportOfNothing(t *testing.T) {
 		t.Errorf("empty export: %s, want empty arrays, not null", r.body)
 	}
 	r = e.do(request{method: http.MethodGet, path: "/api/v1/export?format=csv", token: tok})
-	if string(r.body) != "device,state,why,start,end,duration_s\n" {
+	if string(r.body) != "device,state,why,start,end,duration_s,end_reason,replayed\n" {
 		t.Errorf("empty csv: %q", r.body)
 	}
 }

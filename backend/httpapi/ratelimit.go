@@ -74,6 +74,27 @@ func (l *limiter) allow(key [32]byte, r Rate) (bool, time.Duration) {
 	return false, wait
 }
 
+// peek reports whether key's bucket has a token left, without taking it,
+// and if not, how long until it has. A key without a bucket has them all,
+// and peeking makes none: only failures (allow) cost memory.
+func (l *limiter) peek(key [32]byte, r Rate) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil || b.rate != r {
+		return true, 0
+	}
+	tokens := b.tokens
+	if el := now.Sub(b.last); el > 0 {
+		tokens = min(float64(r.Burst), tokens+el.Seconds()*r.PerSecond)
+	}
+	if tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - tokens) / r.PerSecond * float64(time.Second))
+}
+
 // sweep drops the buckets that are full again.
 func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now

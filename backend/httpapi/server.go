@@ -50,6 +50,10 @@ type Server struct {
 	// bufs lends streams a scratch buffer per write, so an idle stream
 	// holds none.
 	bufs sync.Pool
+	// ppl is the People endpoints' state (sign-in limits, use records).
+	ppl *peopleState
+	// public feeds the public status streams (public_stream.go).
+	public *publicHub
 }
 
 // handlerFunc is a route's handler. A returned error has not been answered
@@ -76,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		frontend:    cfg.Frontend,
 		done:        make(chan struct{}),
 		userStreams: make(map[int64]int),
+		ppl:         newPeopleState(cfg.Now),
 	}
 	s.bufs.New = func() any {
 		b := make([]byte, 0, 2048)
@@ -88,6 +93,8 @@ func New(cfg Config) (*Server, error) {
 		s.hasIndex = true
 	}
 	s.metrics.devices.attach(cfg.Store)
+	s.public = newPublicHub(s)
+	s.hub.tee.p.Store(s.public)
 	s.routes()
 	return s, nil
 }
@@ -109,7 +116,13 @@ func (s *Server) routes() {
 	s.handle("GET /api/v1/presence", s.authed(readAccess, s.getPresence))
 	s.handle("GET /api/v1/sessions", s.authed(readAccess, s.getSessions))
 	s.handle("GET /api/v1/stats/daily", s.authed(readAccess, s.getDailyStats))
+	s.handle("GET /api/v1/stats/summary", s.authed(readAccess, s.getStatsSummary))
+	s.handle("GET /api/v1/stats/sessions", s.authed(readAccess, s.getStatsSessions))
 	s.handle(eventsRoute, s.authed(readAccess, s.events))
+
+	s.handle("GET /api/v1/watches", s.authed(readAccess, s.getWatches))
+	s.handle("PUT /api/v1/watches/{handle}", s.authed(personalAccess, s.putWatch))
+	s.handle("DELETE /api/v1/watches/{handle}", s.authed(personalAccess, s.deleteWatch))
 
 	s.handle("GET /api/v1/devices", s.authed(readAccess, s.getDevices))
 	s.handle("POST /api/v1/devices", s.authed(userAccess, s.postDevice))
@@ -120,9 +133,14 @@ func (s *Server) routes() {
 
 	s.handle("POST /api/v1/login", s.login)
 	s.handle("POST /api/v1/logout", s.logout)
+	s.peopleRoutes()
 
 	s.handle("GET /api/v1/public/{handle}", s.getPublic)
+	s.handle(publicEventsRoute, s.publicEvents)
+	s.handle("OPTIONS /api/v1/public/{handle}/events", s.publicPreflight)
 	s.handle("GET /badge/{file}", s.getBadge)
+	s.handle("GET /embed/{file}", s.getEmbed)
+	s.handle("GET /embed.js", s.getEmbed)
 
 	s.handle("GET /healthz", s.health)
 	s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error {
@@ -135,7 +153,7 @@ func (s *Server) routes() {
 
 // handle registers a route with its instrumentation and error handling.
 func (s *Server) handle(pattern string, h handlerFunc) {
-	stream := pattern == eventsRoute
+	stream := pattern == eventsRoute || pattern == publicEventsRoute
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}

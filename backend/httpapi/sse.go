@@ -76,7 +76,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err := s.streamStarts(c); err != nil {
 		return err
 	}
-	past, sub := s.hub.subscribe(after, replay, c.UserID, c.DeviceID)
+	past, sub := s.hub.subscribeAs(after, replay, credential{user: c.UserID, device: c.DeviceID, session: c.SessionID, token: c.TokenID})
 	st := &stream{srv: s, sub: sub, handle: u.Handle}
 
 	rc := http.NewResponseController(w)
@@ -154,11 +154,11 @@ func (s *Server) streamStarts(c caller) error {
 	s.userStreams[c.UserID]++
 	if c.Kind == presence.DeviceToken {
 		s.deviceStreams++
-		if !s.watching {
-			s.watching = true
-			s.bg.Add(1)
-			go s.watchRevocations()
-		}
+	}
+	if !s.watching {
+		s.watching = true
+		s.bg.Add(1)
+		go s.watchRevocations()
 	}
 	s.metrics.streams.Inc()
 	return nil
@@ -187,13 +187,14 @@ func (s *Server) endDeviceStreams(device int64) {
 	}
 }
 
-// watchRevocations ends the streams of devices revoked outside this server
-// (another instance, the command line in another process), which it learns
-// of only from the store. It runs while streams of device tokens are open,
-// every RevocationCheck: one read of the store's in-memory presence (which
-// is how the store notices a catalog changed elsewhere, and which leaves
-// out revoked devices), and for each device with a stream that is missing
-// from it, one DeviceStatus to tell revoked from merely not yet known here.
+// watchRevocations ends the streams of credentials ended outside this
+// server (another instance, the command line in another process), which it
+// learns of only from the store. It runs while streams are open, every
+// RevocationCheck. For devices: one read of the store's in-memory presence
+// (which is how the store notices a catalog changed elsewhere, and which
+// leaves out revoked devices), and for each device with a stream that is
+// missing from it, one DeviceStatus to tell revoked from merely not yet
+// known here. For users, sessions and API tokens: endRevokedCredentials.
 func (s *Server) watchRevocations() {
 	defer s.bg.Done()
 	t := time.NewTicker(s.cfg.RevocationCheck)
@@ -205,7 +206,7 @@ func (s *Server) watchRevocations() {
 		case <-t.C:
 		}
 		s.streamsMu.Lock()
-		if s.deviceStreams == 0 {
+		if s.streamCount == 0 {
 			s.watching = false
 			s.streamsMu.Unlock()
 			return
@@ -216,12 +217,13 @@ func (s *Server) watchRevocations() {
 }
 
 func (s *Server) endRevokedStreams() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.endRevokedCredentials(ctx, s.hub.credentials())
 	ids := s.hub.streamDevices()
 	if len(ids) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	users, err := s.store.Presence(ctx)
 	if err != nil {
 		s.log.Debug("revocation check: presence unavailable", attrErr, err)

@@ -14,6 +14,13 @@ type MeResponse struct {
 	Name   string `json:"name"`
 	TZ     string `json:"tz"`
 	Public bool   `json:"public"`
+	// PublicDetail is how much the public status shows: online, state or
+	// last_seen (presence.PublicDetail).
+	PublicDetail presence.PublicDetail `json:"public_detail"`
+	// Admin may manage people (/api/v1/people, /api/v1/invites).
+	Admin bool `json:"admin"`
+	// HasPassword tells whether changing the password needs the current one.
+	HasPassword bool `json:"has_password"`
 }
 
 // MeUpdate is the body of PATCH /api/v1/me; absent (nil) fields stay as they are.
@@ -21,6 +28,8 @@ type MeUpdate struct {
 	Name   *string `json:"name,omitempty"`
 	TZ     *string `json:"tz,omitempty"`
 	Public *bool   `json:"public,omitempty"`
+	// PublicDetail is online, state or last_seen.
+	PublicDetail *presence.PublicDetail `json:"public_detail,omitempty"`
 }
 
 // PresenceResponse is GET /api/v1/presence: every user on the server.
@@ -47,11 +56,16 @@ type Session struct {
 	ID        int64          `json:"id"`
 	DeviceID  int64          `json:"device_id"`
 	State     presence.State `json:"state"`
-	Why       presence.Why   `json:"why,omitempty"` // active only: input, call or media
+	Why       presence.Why   `json:"why,omitempty"` // active: input, call or media; away: locked
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end"`
 	DurationS int64          `json:"duration_s"` // whole seconds of End − Start
 	Open      bool           `json:"open"`       // still running at the time of the read
+	// EndReason is why nothing followed the span (presence.Span.Ended):
+	// sleep, shutdown, quit, paused, invisible, or silence (no final beat).
+	EndReason presence.EndReason `json:"end_reason,omitempty"`
+	// Replayed: some of its beats came late, replayed after a network outage.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // SessionsQuery selects spans for Client.Sessions. Zero fields take the
@@ -92,18 +106,25 @@ type NewDevice struct {
 	Token string `json:"token"`
 }
 
-// LoginRequest is the body of POST /api/v1/login.
+// LoginRequest is the body of POST /api/v1/login: a handle and password,
+// or (still accepted) a user token. Either way the answer's cookie holds a
+// new server session, never the token.
 type LoginRequest struct {
-	Token string `json:"token"`
+	Handle   string `json:"handle,omitempty"`
+	Password string `json:"password,omitempty"`
+	Token    string `json:"token,omitempty"`
 }
 
-// PublicStatus is GET /api/v1/public/{handle}: all the world may know of a
-// user who opted in.
+// PublicStatus is GET /api/v1/public/{handle} and the data of each event
+// of its stream, as a client reads it: all the world may know of a user
+// who opted in (the server renders presence.PublicView). What the user's
+// level hides is absent: Status below level state, LastSeen below level
+// last_seen (and until the first active beat).
 type PublicStatus struct {
 	Handle   string         `json:"handle"`
-	Status   presence.State `json:"status"`
 	Online   bool           `json:"online"`
-	LastSeen *time.Time     `json:"last_seen"`
+	Status   presence.State `json:"status,omitempty"`
+	LastSeen *time.Time     `json:"last_seen,omitempty"`
 }
 
 // HealthResponse is GET /healthz when the service is up.
@@ -167,9 +188,11 @@ func sessionOf(sp presence.Span, open bool) Session {
 		End:       sp.End.UTC(),
 		DurationS: int64(sp.Duration() / time.Second),
 		Open:      open,
+		EndReason: sp.Ended(open),
+		Replayed:  sp.Replayed,
 	}
 }
 
 func meOf(u presence.User) MeResponse {
-	return MeResponse{Handle: u.Handle, Name: u.Name, TZ: u.TZ, Public: u.Public}
+	return MeResponse{Handle: u.Handle, Name: u.Name, TZ: u.TZ, Public: u.Public, PublicDetail: u.PublicDetail.Or(), Admin: u.Admin}
 }

@@ -210,6 +210,8 @@ func TestRefusals(t *testing.T) {
 		{"offline span", ls(`{"device_id": 1, "state": "offline", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T09:00:00Z"}`), "offline"},
 		{"unknown state", ls(`{"device_id": 1, "state": "busy", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T09:00:00Z"}`), `spans[0].state`},
 		{"bad why", ls(`{"device_id": 1, "state": "active", "why": "vibes", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T09:00:00Z"}`), "why"},
+		{"unknown end reason", ls(`{"device_id": 1, "state": "active", "end_reason": "nap", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T09:00:00Z"}`), "end_reason"},
+		{"locked on an active span", ls(`{"device_id": 1, "state": "active", "why": "locked", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T09:00:00Z"}`), "why"},
 		{"backwards span", ls(`{"device_id": 1, "state": "active", "start": "2026-11-30T09:00:00Z", "end": "2026-11-30T08:00:00Z"}`), "before it starts"},
 		{"span without end", ls(`{"device_id": 1, "state": "active", "start": "2026-11-30T09:00:00Z"}`), "needs both start and end"},
 		{"span time before 1980", ls(`{"device_id": 1, "state": "active", "start": "0001-01-01T00:00:00Z", "end": "2026-11-30T08:00:00Z"}`), "spans[0].start is 0001-01-01T00:00:00Z, before 1980"},
@@ -250,8 +252,8 @@ func TestTooManySpans(t *testing.T) {
 func TestLastseenRoundTrip(t *testing.T) {
 	spans := []presence.Span{
 		{DeviceID: 1, State: presence.Active, Why: presence.ByCall, Start: at("2026-11-30T08:00:00Z"), End: at("2026-11-30T09:00:00Z")},
-		{DeviceID: 1, State: presence.Idle, Start: at("2026-11-30T09:00:00Z"), End: at("2026-11-30T09:00:00Z")}, // a lone beat
-		{DeviceID: 2, State: presence.Away, Start: at("2026-11-30T07:00:00.123456789Z"), End: at("2026-11-30T08:30:00Z")},
+		{DeviceID: 1, State: presence.Idle, Start: at("2026-11-30T09:00:00Z"), End: at("2026-11-30T09:00:00Z"), EndReason: presence.EndSleep}, // a lone beat
+		{DeviceID: 2, State: presence.Away, Why: presence.ByLock, Start: at("2026-11-30T07:00:00.123456789Z"), End: at("2026-11-30T08:30:00Z"), Replayed: true},
 		{DeviceID: 9, State: presence.Active, Start: at("2026-11-29T07:00:00Z"), End: at("2026-11-29T08:00:00Z")},
 	}
 	x := Export{
@@ -285,7 +287,8 @@ func TestLastseenRoundTrip(t *testing.T) {
 		}
 		for j, s := range src.Spans {
 			w := wantSpans[i][j]
-			if s.State != w.State || s.Why != w.Why.Of(w.State) || !s.Start.Equal(w.Start) || !s.End.Equal(w.End) || !s.Closed {
+			if s.State != w.State || s.Why != w.Why.Of(w.State) || !s.Start.Equal(w.Start) || !s.End.Equal(w.End) || !s.Closed ||
+				s.EndReason != w.EndReason || s.Replayed != w.Replayed {
 				t.Errorf("source %s span %d: %+v, want %+v (closed)", src.Name, j, s, w)
 			}
 		}

@@ -42,14 +42,18 @@ type ExportDevice struct {
 }
 
 // ExportSpan is one span. DurationS is whole seconds of End − Start, for
-// readers that do not want to parse times; import ignores it.
+// readers that do not want to parse times; import ignores it. EndReason
+// and Replayed say why nothing followed the span and whether its beats
+// came late (presence.Span); exports that predate them import as neither.
 type ExportSpan struct {
-	DeviceID  int64          `json:"device_id"`
-	State     presence.State `json:"state"`
-	Why       presence.Why   `json:"why,omitempty"`
-	Start     time.Time      `json:"start"`
-	End       time.Time      `json:"end"`
-	DurationS int64          `json:"duration_s"`
+	DeviceID  int64              `json:"device_id"`
+	State     presence.State     `json:"state"`
+	Why       presence.Why       `json:"why,omitempty"`
+	Start     time.Time          `json:"start"`
+	End       time.Time          `json:"end"`
+	DurationS int64              `json:"duration_s"`
+	EndReason presence.EndReason `json:"end_reason,omitempty"`
+	Replayed  bool               `json:"replayed,omitempty"`
 }
 
 // ExportSpanOf is how the service writes a span.
@@ -61,6 +65,8 @@ func ExportSpanOf(s presence.Span) ExportSpan {
 		Start:     s.Start.UTC(),
 		End:       s.End.UTC(),
 		DurationS: int64(s.Duration() / time.Second),
+		EndReason: s.EndReason,
+		Replayed:  s.Replayed,
 	}
 }
 
@@ -82,6 +88,8 @@ type lsSpan struct {
 	Why      string  `json:"why"`
 	Start    *string `json:"start"`
 	End      *string `json:"end"`
+	Reason   string  `json:"end_reason"`
+	Replayed bool    `json:"replayed"`
 }
 
 func (p parser) lastseen(data []byte) (File, error) {
@@ -144,8 +152,12 @@ func (p parser) lsSpan(path string, s lsSpan) (presence.Span, error) {
 		return presence.Span{}, presence.Errorf(presence.EINVALID, "%s.state is offline: history holds only active, idle and away spans", path)
 	}
 	why := presence.Why(s.Why)
-	if !why.Valid() {
-		return presence.Span{}, presence.Errorf(presence.EINVALID, "%s.why is %q, want input, call, media or nothing", path, clip(s.Why))
+	if !why.ValidFor(st) {
+		return presence.Span{}, presence.Errorf(presence.EINVALID, "%s.why is %q, want input, call, media or nothing (locked for away)", path, clip(s.Why))
+	}
+	reason := presence.EndReason(s.Reason)
+	if !reason.Valid() {
+		return presence.Span{}, presence.Errorf(presence.EINVALID, "%s.end_reason is %q, want sleep, shutdown, quit, paused, invisible, silence or nothing", path, clip(s.Reason))
 	}
 	if s.Start == nil || s.End == nil {
 		return presence.Span{}, presence.Errorf(presence.EINVALID, "%s needs both start and end", path)
@@ -161,5 +173,5 @@ func (p parser) lsSpan(path string, s lsSpan) (presence.Span, error) {
 	if end.Before(start) {
 		return presence.Span{}, presence.Errorf(presence.EINVALID, "%s ends (%s) before it starts (%s)", path, end.Format(time.RFC3339), start.Format(time.RFC3339))
 	}
-	return presence.Span{State: st, Why: why.Of(st), Start: start, End: end}, nil
+	return presence.Span{State: st, Why: why.Of(st), Start: start, End: end, EndReason: reason, Replayed: s.Replayed}, nil
 }

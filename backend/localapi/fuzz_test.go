@@ -37,12 +37,22 @@ func (echoControls) History(context.Context, time.Time, time.Time) ([]presence.S
 	return nil, nil
 }
 func (echoControls) Diagnostics(context.Context) (Diagnostics, error) { return Diagnostics{}, nil }
+func (echoControls) StartPairing(_ context.Context, r PairRequest) (PairStatus, error) {
+	return PairStatus{State: PairPending, URL: r.URL}, nil
+}
+func (echoControls) Pairing(context.Context) (PairStatus, error) {
+	return PairStatus{State: PairNone}, nil
+}
+func (echoControls) CancelPairing(context.Context) (PairStatus, error) {
+	return PairStatus{State: PairNone}, nil
+}
 
 // bodyRoutes are the local API's routes that read a JSON body.
 var bodyRoutes = []struct{ method, path string }{
 	{http.MethodPut, "/local/v1/mode"},
 	{http.MethodPut, "/local/v1/settings"},
 	{http.MethodPost, "/local/v1/service/test"},
+	{http.MethodPost, "/local/v1/pair"},
 	{http.MethodPut, "/local/v1/service"},
 }
 
@@ -53,7 +63,7 @@ func FuzzLocalAPIBodies(f *testing.F) {
 	for _, seed := range []string{
 		`{"mode":"away","for_s":1800}`, `{"mode":"auto","until":"tomorrow"}`,
 		`{"idle_after_s":300,"interval_s":30,"start_at_login":true,"count_calls_and_media":false}`,
-		`{"server_url":"https://example.net","token":"ls_dev_x"}`, `{"server_url":""}`,
+		`{"server_url":"https://example.net","token":"ls_dev_x"}`, `{"server_url":""}`, `{"url":"https://example.net"}`,
 		`{"mode":1}`, `{"bogus":true}`, `{}{}`, `[]`, `null`, ``, `{"idle_after_s":1e400}`, "\xff",
 	} {
 		for i := range bodyRoutes {

@@ -33,6 +33,15 @@ type Controls interface {
 	SetService(ctx context.Context, s ServiceRequest) (Settings, error)
 	History(ctx context.Context, from, to time.Time) ([]presence.Span, error)
 	Diagnostics(ctx context.Context) (Diagnostics, error)
+	// StartPairing asks the service at r.URL for pairing codes and waits
+	// for the person's decision in the background, replacing any pairing
+	// still in progress; on approval the agent switches to that service.
+	StartPairing(ctx context.Context, r PairRequest) (PairStatus, error)
+	// Pairing is the pairing in progress, or the last one's outcome.
+	Pairing(ctx context.Context) (PairStatus, error)
+	// CancelPairing stops waiting for a pending pairing and forgets the
+	// last one's outcome; an approved pairing stays done.
+	CancelPairing(ctx context.Context) (PairStatus, error)
 }
 
 // Status is GET /local/v1/status.
@@ -54,6 +63,9 @@ type Status struct {
 	// or read-only disk): beats are kept in memory and sent from there
 	// until it can. "" when all is well.
 	LocalStoreError string `json:"local_store_error"`
+	// Pairing is GET /local/v1/pair's answer, so a window that shows the
+	// status learns of an approval without asking twice.
+	Pairing PairStatus `json:"pairing"`
 }
 
 // ServiceStatus says which service the agent talks to and how that goes.
@@ -88,6 +100,9 @@ type Settings struct {
 	// CountCallsAndMedia: a call or a video keeps the user active without
 	// input while the screen is unlocked (opt-in).
 	CountCallsAndMedia bool `json:"count_calls_and_media"`
+	// Notifications: a native notification when a watched person comes
+	// online (remote service only; default on).
+	Notifications bool `json:"notifications"`
 }
 
 // SettingsUpdate is PUT /local/v1/settings; nil fields stay as they are.
@@ -97,6 +112,7 @@ type SettingsUpdate struct {
 	IntervalS          *int64 `json:"interval_s,omitempty"`
 	StartAtLogin       *bool  `json:"start_at_login,omitempty"`
 	CountCallsAndMedia *bool  `json:"count_calls_and_media,omitempty"`
+	Notifications      *bool  `json:"notifications,omitempty"`
 }
 
 // ServiceRequest is POST /local/v1/service/test and PUT /local/v1/service.
@@ -111,6 +127,42 @@ type ServiceCheck struct {
 	OK     bool   `json:"ok"`
 	Handle string `json:"handle"`
 	Device string `json:"device"`
+}
+
+// PairRequest is POST /local/v1/pair: the service to pair this computer with.
+type PairRequest struct {
+	URL string `json:"url"`
+	// Name is what the service calls this computer; its host name when empty.
+	Name string `json:"name,omitempty"`
+}
+
+// Pairing states, as PairStatus.State names them.
+const (
+	PairNone     = "none"     // no pairing started since the agent started, or cancelled
+	PairPending  = "pending"  // waiting for the person to approve the code
+	PairApproved = "approved" // approved: the agent uses the service now
+	PairDenied   = "denied"
+	PairExpired  = "expired" // the code expired, or the service no longer knows it
+	PairFailed   = "failed"  // the service could not be asked; Error says why
+)
+
+// PairStatus is GET /local/v1/pair, and the answer to POST and DELETE.
+type PairStatus struct {
+	State string `json:"state"`
+	// URL is the service being paired with.
+	URL string `json:"url,omitempty"`
+	// UserCode is the code the person checks in the browser: BDFG-HJKL.
+	// The window opens VerificationURIComplete, which carries it.
+	UserCode                string     `json:"user_code,omitempty"`
+	VerificationURI         string     `json:"verification_uri,omitempty"`
+	VerificationURIComplete string     `json:"verification_uri_complete,omitempty"`
+	ExpiresAt               *time.Time `json:"expires_at,omitempty"`
+	// Handle and Device say who approved it and what this computer is
+	// called there (approved only).
+	Handle string     `json:"handle,omitempty"`
+	Device *DeviceRef `json:"device,omitempty"`
+	// Error says why a pairing ended without approval.
+	Error string `json:"error,omitempty"`
 }
 
 // Diagnostics is GET /local/v1/diagnostics.
@@ -154,11 +206,14 @@ type SessionItem struct {
 	ID        int64          `json:"id"`
 	DeviceID  int64          `json:"device_id"`
 	State     presence.State `json:"state"`
-	Why       presence.Why   `json:"why,omitempty"` // active only: input, call or media
+	Why       presence.Why   `json:"why,omitempty"` // active: input, call or media; away: locked
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end"`
 	DurationS int64          `json:"duration_s"`
 	Open      bool           `json:"open"`
+	// EndReason is why nothing followed the span, as the service's
+	// sessions say it (presence.Span.Ended).
+	EndReason presence.EndReason `json:"end_reason,omitempty"`
 }
 
 // Config wires the handler.
@@ -214,6 +269,9 @@ func (h *Handler) routes() {
 	m.HandleFunc("PUT /local/v1/service", h.setService)
 	m.HandleFunc("GET /local/v1/history", h.history)
 	m.HandleFunc("GET /local/v1/diagnostics", h.diagnostics)
+	m.HandleFunc("POST /local/v1/pair", h.startPairing)
+	m.HandleFunc("GET /local/v1/pair", h.pairing)
+	m.HandleFunc("DELETE /local/v1/pair", h.cancelPairing)
 	m.HandleFunc("/local/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, presence.Errorf(presence.ENOTFOUND, "no local API route %s %s", r.Method, r.URL.Path))
 	})
@@ -323,11 +381,13 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]SessionItem, 0, len(spans))
 	for _, s := range spans {
+		open := s.OpenAt(now, h.cfg.Window)
 		items = append(items, SessionItem{
 			ID: s.ID, DeviceID: s.DeviceID, State: s.State, Why: s.Why.Of(s.State),
 			Start: s.Start.UTC(), End: s.End.UTC(),
 			DurationS: int64(s.Duration() / time.Second),
-			Open:      s.OpenAt(now, h.cfg.Window),
+			Open:      open,
+			EndReason: s.Ended(open),
 		})
 	}
 	h.reply(w, r, map[string]any{"local": true, "sessions": items}, nil)
@@ -339,6 +399,31 @@ func (h *Handler) diagnostics(w http.ResponseWriter, r *http.Request) {
 		d.Quarantine = []QuarantineItem{}
 	}
 	h.reply(w, r, d, err)
+}
+
+func (h *Handler) startPairing(w http.ResponseWriter, r *http.Request) {
+	var p PairRequest
+	if err := decode(w, r, &p); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(p.URL) == "" {
+		h.fail(w, r, presence.Errorf(presence.EINVALID, "url is required"))
+		return
+	}
+	// Starting asks the service for codes: its failure is the upstream's.
+	st, err := h.cfg.Controls.StartPairing(r.Context(), p)
+	h.reply(w, r, st, apierror.Upstream(err))
+}
+
+func (h *Handler) pairing(w http.ResponseWriter, r *http.Request) {
+	st, err := h.cfg.Controls.Pairing(r.Context())
+	h.reply(w, r, st, err)
+}
+
+func (h *Handler) cancelPairing(w http.ResponseWriter, r *http.Request) {
+	st, err := h.cfg.Controls.CancelPairing(r.Context())
+	h.reply(w, r, st, err)
 }
 
 func (h *Handler) reply(w http.ResponseWriter, r *http.Request, v any, err error) {

@@ -19,7 +19,10 @@ type fakeControls struct {
 	update   func(SettingsUpdate) (Settings, error)
 	test     func(ServiceRequest) (ServiceCheck, error)
 	history  func(from, to time.Time) ([]presence.Span, error)
+	pair     func(PairRequest) (PairStatus, error)
 	settings Settings
+	// pairing is what GET /local/v1/pair answers; DELETE sets it to none.
+	pairing PairStatus
 }
 
 var _ Controls = (*fakeControls)(nil)
@@ -43,6 +46,18 @@ func (f *fakeControls) History(_ context.Context, from, to time.Time) ([]presenc
 }
 func (f *fakeControls) Diagnostics(context.Context) (Diagnostics, error) {
 	return Diagnostics{ActivityBackend: "x11-screensaver"}, nil
+}
+func (f *fakeControls) StartPairing(_ context.Context, r PairRequest) (PairStatus, error) {
+	st, err := f.pair(r)
+	if err == nil {
+		f.pairing = st
+	}
+	return st, err
+}
+func (f *fakeControls) Pairing(context.Context) (PairStatus, error) { return f.pairing, nil }
+func (f *fakeControls) CancelPairing(context.Context) (PairStatus, error) {
+	f.pairing = PairStatus{State: PairNone}
+	return f.pairing, nil
 }
 
 const secret = "0123456789abcdef0123456789abcdef"
@@ -235,5 +250,77 @@ func TestCallsAndMediaFields(t *testing.T) {
 	w = do(h, "GET", "/local/v1/status", "Bearer "+secret, "")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"active","why":"call"`) {
 		t.Fatalf("status: %d %s", w.Code, w.Body)
+	}
+}
+
+// The pairing routes: start (its shape checked here, its values by the
+// Controls), read, cancel; a service that cannot be reached is the
+// upstream's failure (502), a refusal passes through.
+func TestPairRoutes(t *testing.T) {
+	expires := now.Add(10 * time.Minute)
+	var asked []string
+	fc := &fakeControls{pairing: PairStatus{State: PairNone}, pair: func(r PairRequest) (PairStatus, error) {
+		asked = append(asked, r.URL)
+		switch r.URL {
+		case "https://down.example":
+			return PairStatus{}, presence.Errorf(presence.EUNAVAILABLE, "cannot reach down.example")
+		case "ftp://x":
+			return PairStatus{}, presence.Errorf(presence.EINVALID, "server URL must look like https://…")
+		case "https://busy.example":
+			return PairStatus{}, presence.Errorf(presence.ERATELIMIT, "too many pairings")
+		}
+		return PairStatus{State: PairPending, URL: r.URL, UserCode: "BDFG-HJKL", VerificationURI: r.URL + "/pair",
+			VerificationURIComplete: r.URL + "/pair?code=BDFGHJKL", ExpiresAt: &expires}, nil
+	}}
+	h := newTestHandler(t, fc, nil)
+	auth := "Bearer " + secret
+
+	for _, tc := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{``, 400, presence.EINVALID},
+		{`{}`, 400, presence.EINVALID},
+		{`{"url":"  "}`, 400, presence.EINVALID},
+		{`{"url":"https://s.example","token":"ls_dev_x"}`, 400, presence.EINVALID},
+		{`{"url":"ftp://x"}`, 400, presence.EINVALID},
+		{`{"url":"https://down.example"}`, 502, presence.EUNAVAILABLE},
+		{`{"url":"https://busy.example"}`, 429, presence.ERATELIMIT},
+	} {
+		w := do(h, "POST", "/local/v1/pair", auth, tc.body)
+		if w.Code != tc.status || errCode(t, w) != tc.code {
+			t.Errorf("POST %s: %d %s, want %d %s", tc.body, w.Code, w.Body, tc.status, tc.code)
+		}
+	}
+	if want := []string{"ftp://x", "https://down.example", "https://busy.example"}; strings.Join(asked, " ") != strings.Join(want, " ") {
+		t.Fatalf("the controls were asked for %v, want %v (a malformed request never reaches them)", asked, want)
+	}
+
+	w := do(h, "GET", "/local/v1/pair", auth, "")
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"state":"none"}` {
+		t.Fatalf("no pairing: %d %s", w.Code, w.Body)
+	}
+	w = do(h, "POST", "/local/v1/pair", auth, `{"url":"https://s.example"}`)
+	var st PairStatus
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &st) != nil {
+		t.Fatalf("start: %d %s", w.Code, w.Body)
+	}
+	if st.State != PairPending || st.UserCode != "BDFG-HJKL" || st.VerificationURIComplete != "https://s.example/pair?code=BDFGHJKL" ||
+		st.ExpiresAt == nil || !st.ExpiresAt.Equal(expires) {
+		t.Fatalf("start answered %+v", st)
+	}
+	if w := do(h, "GET", "/local/v1/pair", auth, ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"pending"`) ||
+		!strings.Contains(w.Body.String(), `"verification_uri":"https://s.example/pair"`) {
+		t.Fatalf("pending: %d %s", w.Code, w.Body)
+	}
+	if w := do(h, "DELETE", "/local/v1/pair", auth, ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"none"`) {
+		t.Fatalf("cancel: %d %s", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/local/v1/pair", "", ""); w.Code != 401 {
+		t.Fatalf("without the secret: %d", w.Code)
+	}
+	if w := do(h, "PUT", "/local/v1/pair", auth, `{"url":"https://s.example"}`); w.Code != 404 {
+		t.Fatalf("PUT: %d, want 404", w.Code)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,10 +38,12 @@ func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.U
 	var u presence.User
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		u, err = scanUser(tx.QueryRow(ctx, `INSERT INTO users AS u (handle, name, token_hash, created_at)
-			VALUES ($1, $2, $3, $4) RETURNING `+userCols, handle, name, hash, s.now()))
+		u, err = s.insertUser(ctx, tx, newUser{handle: handle, name: name})
 		if err != nil {
 			return err
+		}
+		if _, err := insertAPIToken(ctx, tx, u.ID, hash, accountTokenName, u.CreatedAt); err != nil {
+			return fmt.Errorf("create token: %w", err)
 		}
 		return wakeOthers(ctx, tx)
 	})
@@ -52,6 +55,29 @@ func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.U
 	}
 	s.cache.putUser(u)
 	return u, token, nil
+}
+
+// accountTokenName names the user token a user is created with (an API
+// token like any other, listed and revocable).
+const accountTokenName = "created with the account"
+
+// newUser is a user as insertUser writes it.
+type newUser struct {
+	handle, name, tz, passwordHash string
+	admin                          bool
+}
+
+// insertUser adds a user inside tx. The first user of the server is an
+// admin whatever n says: the transaction lock makes user creations of every
+// instance take turns, and the INSERT, a statement after the lock, sees
+// every user committed before it.
+func (s *Store) insertUser(ctx context.Context, tx pgx.Tx, n newUser) (presence.User, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockUsers); err != nil {
+		return presence.User{}, err
+	}
+	return scanUser(tx.QueryRow(ctx, `INSERT INTO users AS u (handle, name, tz, password_hash, admin, created_at)
+		VALUES ($1, $2, $3, $4, $5 OR NOT EXISTS (SELECT 1 FROM users), $6) RETURNING `+userCols,
+		n.handle, n.name, n.tz, n.passwordHash, n.admin, s.now()))
 }
 
 // UserByID reads a user from the database.
@@ -91,7 +117,9 @@ func (s *Store) Users(ctx context.Context) ([]presence.User, error) {
 	return users, nil
 }
 
-// UpdateUser changes the fields of upd that are set.
+// UpdateUser changes the fields of upd that are set. Disabling a user ends
+// their sessions in the same transaction; its wake-up makes every instance
+// forget their remembered credentials.
 func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdate) (presence.User, error) {
 	if s.isClosed() {
 		return presence.User{}, errClosed
@@ -101,14 +129,27 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdat
 		return presence.User{}, err
 	}
 	name, tz := upd.Name, upd.TZ
+	var detail *string
+	if upd.PublicDetail != nil {
+		d := string(*upd.PublicDetail)
+		detail = &d
+	}
+	disabling := upd.Disabled != nil && *upd.Disabled
 	var u presence.User
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users u SET
-				name = coalesce($2, u.name), tz = coalesce($3, u.tz), public = coalesce($4, u.public), updated_at = now()
-			WHERE u.id = $1 RETURNING `+userCols, id, name, tz, upd.Public))
+				name = coalesce($2, u.name), tz = coalesce($3, u.tz), public = coalesce($4, u.public),
+				admin = coalesce($5, u.admin), disabled = coalesce($6, u.disabled),
+				public_detail = coalesce($7, u.public_detail), updated_at = now()
+			WHERE u.id = $1 RETURNING `+userCols, id, name, tz, upd.Public, upd.Admin, upd.Disabled, detail))
 		if err != nil {
 			return err
+		}
+		if disabling {
+			if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id); err != nil {
+				return fmt.Errorf("end sessions: %w", err)
+			}
 		}
 		return wakeOthers(ctx, tx)
 	})
@@ -119,6 +160,9 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdat
 		return presence.User{}, fmt.Errorf("update user %d: %w", id, err)
 	}
 	s.cache.putUser(u)
+	if disabling {
+		s.tokens.invalidate()
+	}
 	return u, nil
 }
 
@@ -233,14 +277,20 @@ func (s *Store) revokedEvent(d deviceRow, handle string, now time.Time) pendingE
 	}}}
 }
 
-// Authenticate resolves a token. A token the database confirmed recently is
-// answered from memory (see tokenCache for why a revocation made on any
-// instance still holds at once here, or within the NOTIFY round trip);
-// anything else is looked up in the database.
+// Authenticate resolves a credential: a session secret, a user (API) token
+// or a device token, of a user who is not disabled. A credential the database confirmed recently is
+// answered from memory (see tokenCache for why an ended session, a
+// revocation or a disabled user made on any instance still holds at once
+// here, or within the NOTIFY round trip); anything else is looked up in the
+// database.
 func (s *Store) Authenticate(ctx context.Context, token string) (presence.Principal, error) {
-	kind, err := presence.TokenKindOf(token)
-	if err != nil {
-		return presence.Principal{}, err
+	var kind presence.TokenKind
+	session := strings.HasPrefix(token, presence.SessionPrefix)
+	if !session {
+		var err error
+		if kind, err = presence.TokenKindOf(token); err != nil {
+			return presence.Principal{}, err
+		}
 	}
 	hash := presence.HashToken(token)
 	key := [32]byte(hash)
@@ -251,16 +301,31 @@ func (s *Store) Authenticate(ctx context.Context, token string) (presence.Princi
 		}
 	}
 	gen := s.tokens.generation()
-	var p presence.Principal
-	var stored []byte
-	switch kind {
-	case presence.UserToken:
+	var (
+		p      presence.Principal
+		stored []byte
+		until  time.Time
+		err    error
+	)
+	switch {
+	case session:
 		p.Kind = presence.UserToken
-		err = s.pool.QueryRow(ctx, `SELECT id, token_hash FROM users WHERE token_hash = $1`, hash).Scan(&p.UserID, &stored)
+		var lastUsed time.Time
+		err = s.pool.QueryRow(ctx, `SELECT s.id, s.user_id, s.hash, s.last_used
+			FROM sessions s JOIN users u ON u.id = s.user_id
+			WHERE s.hash = $1 AND NOT u.disabled`, hash).Scan(&p.SessionID, &p.UserID, &stored, &lastUsed)
+		until = lastUsed.Add(presence.SessionIdle)
+		if err == nil && s.now().After(until) {
+			err = pgx.ErrNoRows // unused for too long: as good as ended
+		}
+	case kind == presence.UserToken:
+		p.Kind = presence.UserToken
+		err = s.pool.QueryRow(ctx, `SELECT t.user_id, t.hash, t.id FROM api_tokens t JOIN users u ON u.id = t.user_id
+			WHERE t.hash = $1 AND t.revoked_at IS NULL AND NOT u.disabled`, hash).Scan(&p.UserID, &stored, &p.TokenID)
 	default:
 		p.Kind = presence.DeviceToken
-		err = s.pool.QueryRow(ctx, `SELECT id, user_id, token_hash FROM devices
-			WHERE token_hash = $1 AND revoked_at IS NULL`, hash).Scan(&p.DeviceID, &p.UserID, &stored)
+		err = s.pool.QueryRow(ctx, `SELECT d.id, d.user_id, d.token_hash FROM devices d JOIN users u ON u.id = d.user_id
+			WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND NOT u.disabled`, hash).Scan(&p.DeviceID, &p.UserID, &stored)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
@@ -273,15 +338,18 @@ func (s *Store) Authenticate(ctx context.Context, token string) (presence.Princi
 		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
 	}
 	if cached {
-		s.tokens.put(key, p, gen, s.now())
+		s.tokens.putUntil(key, p, gen, s.now(), until)
 	}
 	return p, nil
 }
 
-// trusted reports whether a remembered principal still stands by memory: a
-// device token needs its device known and not revoked. Users are never
-// deleted and their tokens never change.
+// trusted reports whether a remembered principal still stands by memory:
+// its user known and not disabled, and a device token's device known and
+// not revoked.
 func (s *Store) trusted(p presence.Principal) bool {
+	if u, ok := s.cache.user(p.UserID); !ok || u.Disabled {
+		return false
+	}
 	if p.Kind != presence.DeviceToken {
 		return true
 	}

@@ -142,6 +142,8 @@ func BenchmarkWriterVsCopy(b *testing.B) {
 			c.start = append(c.start, base)
 			c.end = append(c.end, base.Add(time.Duration(k)*time.Second))
 			c.closed = append(c.closed, false)
+			c.reason = append(c.reason, "")
+			c.replayed = append(c.replayed, false)
 		}
 		return c
 	}
@@ -151,7 +153,7 @@ func BenchmarkWriterVsCopy(b *testing.B) {
 		}
 	}
 	statement := func(tx pgx.Tx, c spanCols) error {
-		_, err := tx.Exec(ctx, upsertSpansSQL, c.id, c.device, c.state, c.why, c.start, c.end, c.closed)
+		_, err := tx.Exec(ctx, upsertSpansSQL, c.id, c.device, c.state, c.why, c.start, c.end, c.closed, c.reason, c.replayed)
 		return err
 	}
 	copyRows := func(tx pgx.Tx, table string, c spanCols) error {

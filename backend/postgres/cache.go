@@ -131,6 +131,14 @@ func (c *cache) device(id int64) (devEntry, bool) {
 	return *e, true
 }
 
+// user returns a user the cache knows.
+func (c *cache) user(id int64) (presence.User, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	u, ok := c.users[id]
+	return u, ok
+}
+
 // suspects lists devices that look expired by TTL at now but whose expiry
 // nobody has announced: memory alone must not call them offline.
 func (c *cache) suspects(now time.Time, p presence.Pulse) []int64 {

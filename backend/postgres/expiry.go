@@ -72,7 +72,7 @@ func (s *Store) expire(ctx context.Context) error {
 		}
 		tails := map[int64]presence.Span{}
 		if len(tailIDs) > 0 {
-			rows, err := tx.Query(ctx, `SELECT id, device_id, state, why, start_at, end_at, closed FROM spans WHERE id = ANY($1)`, tailIDs)
+			rows, err := tx.Query(ctx, `SELECT id, device_id, state, why, start_at, end_at, closed, end_reason, replayed FROM spans WHERE id = ANY($1)`, tailIDs)
 			if err != nil {
 				return fmt.Errorf("read tail spans: %w", err)
 			}
@@ -139,9 +139,9 @@ func (s *Store) expire(ctx context.Context) error {
 
 func scanSpan(r pgx.CollectableRow) (presence.Span, error) {
 	var sp presence.Span
-	var st, why string
-	err := r.Scan(&sp.ID, &sp.DeviceID, &st, &why, &sp.Start, &sp.End, &sp.Closed)
-	sp.State, sp.Why = presence.State(st), presence.Why(why).Of(presence.State(st))
+	var st, why, reason string
+	err := r.Scan(&sp.ID, &sp.DeviceID, &st, &why, &sp.Start, &sp.End, &sp.Closed, &reason, &sp.Replayed)
+	sp.State, sp.Why, sp.EndReason = presence.State(st), presence.Why(why).Of(presence.State(st)), presence.EndReason(reason)
 	sp.Start, sp.End = sp.Start.UTC(), sp.End.UTC()
 	return sp, err
 }

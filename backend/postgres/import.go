@@ -76,11 +76,14 @@ func (s *Store) importChunk(ctx context.Context, deviceID int64, chunk []presenc
 			c.why = append(c.why, string(sp.Why))
 			c.start = append(c.start, sp.Start)
 			c.end = append(c.end, sp.End)
+			c.reason = append(c.reason, string(sp.EndReason))
+			c.replayed = append(c.replayed, sp.Replayed)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO spans (device_id, state, why, start_at, end_at, closed)
-			SELECT d, st, w, s, e, true
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(d, st, w, s, e)`,
-			c.device, c.state, c.why, c.start, c.end); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO spans (device_id, state, why, start_at, end_at, closed, end_reason, replayed)
+			SELECT d, st, w, s, e, true, r, p
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::boolean[])
+				AS u(d, st, w, s, e, r, p)`,
+			c.device, c.state, c.why, c.start, c.end, c.reason, c.replayed); err != nil {
 			return 0, 0, dbError("import spans", err)
 		}
 	}

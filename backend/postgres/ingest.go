@@ -45,9 +45,15 @@ func (s *Store) Ingest(ctx context.Context, deviceID int64, beats []presence.Bea
 		facts = &f
 	}
 	r, err := s.writerOf(deviceID).Do(ctx, ingestReq{deviceID: deviceID, beats: beats, facts: facts})
+	var full *groupcommit.FullError
 	switch {
 	case errors.Is(err, groupcommit.ErrClosed):
 		return presence.IngestResult{}, errClosed
+	case errors.As(err, &full):
+		// Nothing was queued: the client keeps its beats and comes back
+		// after the hint.
+		return presence.IngestResult{}, fmt.Errorf("%w: %w", presence.Errorf(presence.EUNAVAILABLE,
+			"too many beats are waiting to be written; retry in a moment"), full)
 	case err != nil:
 		return presence.IngestResult{}, dbError("ingest", err)
 	case r.err != nil:
@@ -214,7 +220,7 @@ func (s *Store) applyGroup(ctx context.Context, conn *pgx.Conn, reqs []ingestReq
 			for _, kv := range []struct {
 				dst *string
 				v   string
-			}{{&d.OS, facts.OS}, {&d.Platform, facts.Platform}, {&d.Hostname, facts.Hostname}} {
+			}{{&d.OS, facts.OS}, {&d.Platform, facts.Platform}, {&d.Hostname, facts.Hostname}, {&d.Version, facts.Version}} {
 				if kv.v != "" && *kv.dst != kv.v {
 					*kv.dst, w.dirty = kv.v, true
 				}
@@ -305,7 +311,7 @@ const lockSQL = `SELECT 1 FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE
 // Sent after lockSQL, it runs on a snapshot taken once every lock is held,
 // so it sees whatever a writer that held one of them committed.
 const readSQL = `SELECT ` + deviceCols + `, u.handle,
-		s.id, s.state, s.why, s.start_at, s.end_at, s.closed
+		s.id, s.state, s.why, s.start_at, s.end_at, s.closed, s.replayed
 	FROM devices d
 	JOIN users u ON u.id = d.user_id
 	LEFT JOIN spans s ON s.id = d.tail_span_id
@@ -328,9 +334,10 @@ func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64, spans int) (m
 				spanState, spanWhy *string
 				spanStart, spanEnd nullTime
 				spanClosed         *bool
+				spanReplayed       *bool
 			)
 			var err error
-			w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanWhy, &spanStart, &spanEnd, &spanClosed)
+			w.row, err = scanDevice(rows, &w.handle, &spanID, &spanState, &spanWhy, &spanStart, &spanEnd, &spanClosed, &spanReplayed)
 			if err != nil {
 				return err
 			}
@@ -338,7 +345,7 @@ func lockDevices(ctx context.Context, conn *pgx.Conn, ids []int64, spans int) (m
 			if spanID != nil && !*spanClosed {
 				w.tailOp = &spanOp{span: presence.Span{
 					ID: *spanID, DeviceID: w.row.dev.ID, State: presence.State(*spanState), Why: presence.Why(*spanWhy),
-					Start: time.Time(spanStart), End: time.Time(spanEnd),
+					Start: time.Time(spanStart), End: time.Time(spanEnd), Replayed: *spanReplayed,
 				}}
 				t := w.tailOp.span
 				w.tail = &t
@@ -441,12 +448,12 @@ func allocateSpanIDs(ctx context.Context, conn *pgx.Conn, n int) ([]int64, error
 func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, ids []int64, ops []*spanOp, evs []pendingEvent) (*committedEvents, error) {
 	b := &pgx.Batch{}
 	if sp := spanColumns(ops); len(sp.id) > 0 {
-		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.why, sp.start, sp.end, sp.closed)
+		b.Queue(upsertSpansSQL, sp.id, sp.device, sp.state, sp.why, sp.start, sp.end, sp.closed, sp.reason, sp.replayed)
 	}
 	var (
 		dID, dSeq                 []int64
 		dState, dOS, dPlat, dHost []string
-		dWhy                      []string
+		dWhy, dVer                []string
 		dBeat, dActive            []*time.Time
 		dTail                     []*int64
 		dExpired                  []*time.Time
@@ -472,17 +479,18 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 		dOS = append(dOS, w.row.dev.OS)
 		dPlat = append(dPlat, w.row.dev.Platform)
 		dHost = append(dHost, w.row.dev.Hostname)
+		dVer = append(dVer, w.row.dev.Version)
 		dExpired = append(dExpired, dbTime(w.row.expired))
 	}
 	if len(dID) > 0 {
 		b.Queue(`UPDATE devices d SET
 				state = u.state, last_beat = u.last_beat, last_active = u.last_active, last_seq = u.last_seq,
 				tail_span_id = u.tail, os = u.os, platform = u.platform, hostname = u.hostname,
-				expired_beat = u.expired, why = u.why, updated_at = now()
+				expired_beat = u.expired, why = u.why, version = u.version, updated_at = now()
 			FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[],
-				$7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
-				AS u(id, state, last_beat, last_active, last_seq, tail, os, platform, hostname, expired, why)
-			WHERE d.id = u.id`, dID, dState, dBeat, dActive, dSeq, dTail, dOS, dPlat, dHost, dExpired, dWhy)
+				$7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[])
+				AS u(id, state, last_beat, last_active, last_seq, tail, os, platform, hostname, expired, why, version)
+			WHERE d.id = u.id`, dID, dState, dBeat, dActive, dSeq, dTail, dOS, dPlat, dHost, dExpired, dWhy, dVer)
 	}
 	var committed *committedEvents
 	if len(evs) > 0 {
@@ -507,10 +515,13 @@ func writeGroup(ctx context.Context, conn *pgx.Conn, work map[int64]*devWork, id
 }
 
 // upsertSpansSQL writes many spans in one statement: new spans are inserted
-// with their pre-allocated ids, changed ones update their end and closed flag.
-const upsertSpansSQL = `INSERT INTO spans (id, device_id, state, why, start_at, end_at, closed)
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::boolean[])
-	ON CONFLICT (id) DO UPDATE SET end_at = excluded.end_at, closed = excluded.closed`
+// with their pre-allocated ids, changed ones update their end, closed flag,
+// end reason and replayed mark.
+const upsertSpansSQL = `INSERT INTO spans (id, device_id, state, why, start_at, end_at, closed, end_reason, replayed)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::boolean[],
+		$8::text[], $9::boolean[])
+	ON CONFLICT (id) DO UPDATE SET end_at = excluded.end_at, closed = excluded.closed,
+		end_reason = excluded.end_reason, replayed = excluded.replayed`
 
 // spanCols is spans in column form, as upsertSpansSQL and COPY take them.
 type spanCols struct {
@@ -518,6 +529,8 @@ type spanCols struct {
 	state, why []string
 	start, end []time.Time
 	closed     []bool
+	reason     []string
+	replayed   []bool
 }
 
 func spanColumns(ops []*spanOp) spanCols {
@@ -534,6 +547,8 @@ func spanColumns(ops []*spanOp) spanCols {
 		c.start = append(c.start, sp.Start)
 		c.end = append(c.end, sp.End)
 		c.closed = append(c.closed, sp.Closed)
+		c.reason = append(c.reason, string(sp.EndReason))
+		c.replayed = append(c.replayed, sp.Replayed)
 	}
 	return c
 }

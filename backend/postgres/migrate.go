@@ -25,6 +25,12 @@ var migrationFiles embed.FS
 const (
 	lockMigrate int64 = 0x6c61737473656501 // session lock while migrating
 	lockEvents  int64 = 0x6c61737473656502 // transaction lock while allocating event ids
+	// Transaction lock while creating a user, so exactly the first one of
+	// a server is made admin whatever instance creates it.
+	lockUsers int64 = 0x6c61737473656503
+	// Transaction lock while choosing a pairing's user code, unique among
+	// live pairings.
+	lockUserCodes int64 = 0x6c61737473656504
 )
 
 type migration struct {

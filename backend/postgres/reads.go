@@ -58,7 +58,7 @@ func (s *Store) Spans(ctx context.Context, q presence.SpanQuery) ([]presence.Spa
 		}
 		states = append(states, string(st))
 	}
-	rows, err := s.pool.Query(ctx, `SELECT s.id, s.device_id, s.state, s.why, s.start_at, s.end_at, s.closed
+	rows, err := s.pool.Query(ctx, `SELECT s.id, s.device_id, s.state, s.why, s.start_at, s.end_at, s.closed, s.end_reason, s.replayed
 		FROM spans s JOIN devices d ON d.id = s.device_id
 		WHERE d.user_id = $1
 		  AND ($2 = 0 OR s.device_id = $2)

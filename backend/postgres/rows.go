@@ -19,14 +19,14 @@ import (
 // Column lists and scanners shared by every query that reads users or
 // devices, so the cache is always filled the same way.
 const (
-	userCols   = `u.id, u.handle, u.name, u.tz, u.public, u.created_at`
-	deviceCols = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.created_at,
+	userCols   = `u.id, u.handle, u.name, u.tz, u.public, u.public_detail, u.admin, u.disabled, u.created_at`
+	deviceCols = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.version, d.created_at,
 		d.revoked_at IS NOT NULL, d.state, d.last_beat, d.last_active, d.last_seq, d.expired_beat, d.why`
 )
 
-func scanUser(row pgx.Row) (presence.User, error) {
+func scanUser(row pgx.Row, extra ...any) (presence.User, error) {
 	var u presence.User
-	err := row.Scan(&u.ID, &u.Handle, &u.Name, &u.TZ, &u.Public, &u.CreatedAt)
+	err := row.Scan(append([]any{&u.ID, &u.Handle, &u.Name, &u.TZ, &u.Public, &u.PublicDetail, &u.Admin, &u.Disabled, &u.CreatedAt}, extra...)...)
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, err
 }
@@ -39,7 +39,7 @@ type deviceRow struct {
 }
 
 func (r *deviceRow) dest() []any {
-	return []any{&r.dev.ID, &r.dev.UserID, &r.dev.Name, &r.dev.OS, &r.dev.Platform, &r.dev.Hostname, &r.dev.CreatedAt,
+	return []any{&r.dev.ID, &r.dev.UserID, &r.dev.Name, &r.dev.OS, &r.dev.Platform, &r.dev.Hostname, &r.dev.Version, &r.dev.CreatedAt,
 		&r.revoked, &r.pres.State, (*nullTime)(&r.pres.LastBeat), (*nullTime)(&r.pres.LastActive), &r.pres.LastSeq,
 		(*nullTime)(&r.expired), &r.pres.Why}
 }
@@ -162,7 +162,10 @@ func pgCode(err error) string {
 	return ""
 }
 
-const codeUniqueViolation = "23505"
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+)
 
 // dbError wraps a failed database operation. Errors that mean the database
 // cannot be reached or is going away also carry EUNAVAILABLE, so callers

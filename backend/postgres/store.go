@@ -11,9 +11,13 @@
 // writes. Two writers, each owning half of the devices, overlap one group's
 // locking read with the other's writes. Ingest returns after COMMIT.
 //
-// Every request authenticates its token; the database's answer is kept in
-// memory and dropped at every users/devices wake-up, so a revocation on any
-// instance holds here within the NOTIFY round trip (see tokenCache).
+// Every request authenticates its credential (a session, a user or device
+// token); the database's answer is kept in memory and dropped at every
+// wake-up that may take one away (a user disabled, a device or token
+// revoked, a session ended), so such a change on any instance holds here
+// within the NOTIFY round trip (see tokenCache). One-time secrets (links,
+// pairing codes) are spent under a row lock, so exactly once whichever
+// instances race for them.
 //
 // Presence is served from memory. Instances keep each other's memory true
 // through the events table and LISTEN/NOTIFY: every committed state change is
@@ -58,6 +62,12 @@ type Config struct {
 	Linger time.Duration
 	// MaxBatch bounds the beats of one write transaction (default 4000).
 	MaxBatch int
+	// MaxWaiting bounds, per writer, the beats (counting one more per
+	// request) waiting to be committed (default DefaultMaxWaiting). Past it
+	// Ingest answers EUNAVAILABLE at once with a retry hint
+	// (presence.RetryAfterer, sent as Retry-After) instead of queueing
+	// without bound behind a slow database. Negative: no bound.
+	MaxWaiting int
 	// Writers is how many write groups may be in flight at once (default
 	// 2). Devices are split between the writers by id, so each device's
 	// beats still go through one queue in order and the groups of one
@@ -125,6 +135,9 @@ func (c Config) withDefaults() Config {
 	if c.Writers == 0 {
 		c.Writers = 2
 	}
+	if c.MaxWaiting == 0 {
+		c.MaxWaiting = DefaultMaxWaiting
+	}
 	if c.EventMaxRows == 0 {
 		c.EventMaxRows = 100_000
 	}
@@ -133,6 +146,13 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultMaxWaiting is Config.MaxWaiting's default, the SQLite store's
+// bound: room for four full batches (presence.MaxBatchBeats) or two
+// thousand single beats per writer. An accepted beat never waits long for
+// the database, and when the writers fall behind the rest is answered
+// "later" (503) instead of piling up in memory.
+const DefaultMaxWaiting = 4096
 
 // Validate checks a configuration (after defaults).
 func (c Config) Validate() error {
@@ -262,9 +282,10 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	for range cfg.Writers {
 		s.writers = append(s.writers, groupcommit.New(s.commitIngest, groupcommit.Options[ingestReq]{
-			Linger:   cfg.Linger,
-			MaxBatch: cfg.MaxBatch,
-			Weight:   func(r ingestReq) int { return len(r.beats) + 1 },
+			Linger:     cfg.Linger,
+			MaxBatch:   cfg.MaxBatch,
+			Weight:     func(r ingestReq) int { return len(r.beats) + 1 },
+			MaxWaiting: max(cfg.MaxWaiting, 0),
 		}))
 	}
 	bg, cancel := context.WithCancel(context.Background())

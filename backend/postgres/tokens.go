@@ -22,14 +22,16 @@ import (
 //     instance's LISTEN was in place (no entry is used while the listener
 //     is down, and all are dropped when it is back), so every later
 //     revocation anywhere reaches this instance as a wake-up;
-//   - every users/devices wake-up, every local revocation and every
+//   - every users/devices wake-up (also sent when sessions end, API
+//     tokens are revoked or users disabled), every local revocation and every
 //     (re)connect of the listener drops every entry (invalidate), and a
 //     lookup that started before a drop cannot store its answer (the
 //     generation check in put), so a revocation takes effect here at once,
 //     or within the NOTIFY round trip when it was made on another instance;
-//   - a device token is trusted only while the in-memory device (kept by
-//     the periodic refreshes too) is known and not revoked, which bounds
-//     even a listener connection that died without a word.
+//   - a credential is trusted only while its in-memory user (kept by the
+//     periodic refreshes too) is known and not disabled, and a device
+//     token only while its in-memory device is known and not revoked,
+//     which bounds even a listener connection that died without a word.
 //
 // The map is keyed by the token's SHA-256, never by the token: a lookup's
 // timing can tell no more about a token than the database index could.
@@ -47,6 +49,10 @@ type tokenCache struct {
 type tokenEntry struct {
 	p  presence.Principal
 	at time.Time // when the database confirmed it
+	// until, when set, is when the credential lapses by itself (a session
+	// unused for presence.SessionIdle): it is not trusted after that, however
+	// recently confirmed.
+	until time.Time
 }
 
 // newTokenCache returns a cache of at most max entries, each trusted for
@@ -63,7 +69,7 @@ func (c *tokenCache) get(h [sha256.Size]byte, now time.Time) (presence.Principal
 	c.mu.RLock()
 	e, ok := c.entries[h]
 	c.mu.RUnlock()
-	if !ok || now.Sub(e.at) >= c.maxAge {
+	if !ok || now.Sub(e.at) >= c.maxAge || (!e.until.IsZero() && now.After(e.until)) {
 		c.misses.Add(1)
 		return presence.Principal{}, false
 	}
@@ -82,6 +88,11 @@ func (c *tokenCache) generation() uint64 {
 // put stores a principal the database confirmed at now, by a lookup that
 // started at generation gen.
 func (c *tokenCache) put(h [sha256.Size]byte, p presence.Principal, gen uint64, now time.Time) {
+	c.putUntil(h, p, gen, now, time.Time{})
+}
+
+// putUntil is put for a credential that lapses by itself at until.
+func (c *tokenCache) putUntil(h [sha256.Size]byte, p presence.Principal, gen uint64, now, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -90,7 +101,7 @@ func (c *tokenCache) put(h [sha256.Size]byte, p presence.Principal, gen uint64, 
 	if _, ok := c.entries[h]; !ok && len(c.entries) >= c.max {
 		c.evictLocked(now)
 	}
-	c.entries[h] = tokenEntry{p: p, at: now}
+	c.entries[h] = tokenEntry{p: p, at: now, until: until}
 }
 
 // evictLocked makes room: expired entries go first, then arbitrary ones

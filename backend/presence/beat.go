@@ -19,8 +19,24 @@ type Beat struct {
 	// Spans take their edges from it (see Merge). Zero means At.
 	Since time.Time `json:"since,omitzero"`
 	// Why, for an active beat, says what makes the user present: input, a
-	// call or media. Empty means input. Ignored on other states.
+	// call or media (empty means input); for an away beat, "locked" when
+	// the screen lock took the user away. Ignored on other states.
 	Why Why `json:"why,omitempty"`
+	// Reason, for an offline beat, says why the device goes: asleep, shut
+	// down or logged off, quit, paused or invisible. Empty is an agent that
+	// predates reasons. Ignored on other states.
+	Reason EndReason `json:"reason,omitempty"`
+	// Received is when the service got the beat (set by PrepareBatch, never
+	// on the wire). A beat received more than the pulse window after its
+	// time was queued and replayed: its span is marked Replayed. Zero (a
+	// beat folded where it was made, as the agent's history does) is on time.
+	Received time.Time `json:"-"`
+}
+
+// late reports whether b reached the service more than window after its
+// time: queued while the network was gone, replayed later.
+func (b Beat) late(window time.Duration) bool {
+	return !b.Received.IsZero() && b.Received.Sub(b.At) > window
 }
 
 // Batch limits of the v1 API (DESIGN §3).
@@ -68,7 +84,8 @@ func Skew(sentAt, receivedAt time.Time, tolerance time.Duration) time.Duration {
 const MaxSeq = 1 << 53
 
 // CheckForm checks what a beat must be whatever the clock says: a seq in
-// 1..MaxSeq, a known state, a time, no negative idle time.
+// 1..MaxSeq, a known state, a time, no negative idle time, a why that fits
+// its state and a known reason.
 func (b Beat) CheckForm() error {
 	switch {
 	case b.Seq <= 0:
@@ -84,7 +101,11 @@ func (b Beat) CheckForm() error {
 	case b.Since.After(b.At):
 		return Errorf(EINVALID, "since must not be after at")
 	case !b.Why.Valid():
-		return Errorf(EINVALID, "unknown why %q (want input, call or media)", string(b.Why))
+		return Errorf(EINVALID, "unknown why %q (want input, call or media; locked for away)", string(b.Why))
+	case !b.Why.ValidFor(b.State):
+		return Errorf(EINVALID, "why %q is for away beats only", string(b.Why))
+	case !b.Reason.BeatValid():
+		return Errorf(EINVALID, "unknown reason %q (want sleep, shutdown, quit, paused or invisible)", string(b.Reason))
 	}
 	return nil
 }
@@ -113,7 +134,8 @@ type Rejection struct {
 // PrepareBatch shifts a batch for clock skew, validates every beat and returns
 // the valid ones sorted by seq (one seq once: a repeat inside the batch is
 // rejected) plus the rejected ones with their reasons. One bad beat never
-// costs the rest of the batch.
+// costs the rest of the batch. Each valid beat is stamped Received at
+// receivedAt, so the fold can tell a replayed beat from a live one.
 func PrepareBatch(sentAt time.Time, beats []Beat, receivedAt time.Time, l Limits) (valid []Beat, rejected []Rejection) {
 	shift := Skew(sentAt, receivedAt, l.SkewTolerance)
 	valid = make([]Beat, 0, len(beats))
@@ -128,6 +150,7 @@ func PrepareBatch(sentAt time.Time, beats []Beat, receivedAt time.Time, l Limits
 			rejected = append(rejected, Rejection{Seq: b.Seq, Error: ErrorMessage(err)})
 			continue
 		}
+		b.Received = receivedAt.UTC()
 		valid = append(valid, b)
 	}
 	slices.SortStableFunc(valid, func(a, b Beat) int { return cmp.Compare(a.Seq, b.Seq) })

@@ -181,8 +181,10 @@ func (d DevicePresence) StatusSince(st State, p Pulse) time.Time {
 }
 
 // ExpiredSessionEvent is the live event of a tail span whose device fell
-// silent past its TTL: the span is no longer open, and it ended at its last
-// beat (expiry never moves an end), which is when the event says it happened.
+// silent past its TTL: the span is no longer open, it ended at its last
+// beat (expiry never moves an end), which is when the event says it
+// happened, and it ended in silence: no final beat came.
 func ExpiredSessionEvent(userID int64, tail Span) Event {
+	tail.EndReason = tail.Ended(false)
 	return Event{Kind: EventSession, UserID: userID, At: tail.End, Session: &tail, Open: false}
 }

@@ -12,7 +12,8 @@ import (
 const ImportChunk = 2000
 
 // PrepareImport checks spans for Store.ImportSpans and returns them as a
-// store writes them: for deviceID, closed, Why normalised, times truncated
+// store writes them: for deviceID, closed, Why normalised (EndReason and
+// Replayed kept), times truncated
 // to precision (a store's resolution; 0 keeps nanoseconds) and sorted by
 // start, then end. It refuses the whole set (EINVALID) for a span of no
 // stored state (offline or unknown) or one that ends before it starts.
@@ -22,8 +23,11 @@ func PrepareImport(deviceID int64, spans []Span, precision time.Duration) ([]Spa
 		if !s.State.Valid() || s.State == Offline {
 			return nil, Errorf(EINVALID, "span %d has state %q: history holds active, idle and away spans", i, string(s.State))
 		}
-		if !s.Why.Valid() {
-			return nil, Errorf(EINVALID, "span %d has why %q (want input, call, media or nothing)", i, string(s.Why))
+		if !s.Why.ValidFor(s.State) {
+			return nil, Errorf(EINVALID, "span %d has why %q (want input, call, media or nothing; locked for away)", i, string(s.Why))
+		}
+		if !s.EndReason.Valid() {
+			return nil, Errorf(EINVALID, "span %d has end_reason %q (want sleep, shutdown, quit, paused, invisible, silence or nothing)", i, string(s.EndReason))
 		}
 		if precision > 0 {
 			s.Start, s.End = s.Start.Truncate(precision), s.End.Truncate(precision)
@@ -31,7 +35,8 @@ func PrepareImport(deviceID int64, spans []Span, precision time.Duration) ([]Spa
 		if s.End.Before(s.Start) {
 			return nil, Errorf(EINVALID, "span %d ends before it starts", i)
 		}
-		out[i] = Span{DeviceID: deviceID, State: s.State, Why: s.Why.Of(s.State), Start: s.Start.UTC(), End: s.End.UTC(), Closed: true}
+		out[i] = Span{DeviceID: deviceID, State: s.State, Why: s.Why.Of(s.State), Start: s.Start.UTC(), End: s.End.UTC(),
+			EndReason: s.EndReason, Replayed: s.Replayed, Closed: true}
 	}
 	slices.SortStableFunc(out, func(a, b Span) int {
 		if c := a.Start.Compare(b.Start); c != 0 {

@@ -14,11 +14,19 @@ import (
 
 // User is a person on a service. Handle is their public, URL-safe name.
 type User struct {
-	ID        int64     `json:"-"`
-	Handle    string    `json:"handle"`
-	Name      string    `json:"name"`
-	TZ        string    `json:"tz"`
-	Public    bool      `json:"public"`
+	ID     int64  `json:"-"`
+	Handle string `json:"handle"`
+	Name   string `json:"name"`
+	TZ     string `json:"tz"`
+	Public bool   `json:"public"`
+	// PublicDetail is how much the public status shows ("" = the default).
+	PublicDetail PublicDetail `json:"public_detail,omitempty"`
+	// Admin may invite people, list them, disable them and end their
+	// sessions. The first user of a server is one.
+	Admin bool `json:"admin"`
+	// Disabled users cannot sign in, and none of their credentials
+	// (sessions, API tokens, device tokens) authenticates.
+	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"-"`
 }
 
@@ -69,6 +77,12 @@ type UserUpdate struct {
 	Name   *string
 	TZ     *string
 	Public *bool
+	// PublicDetail, when set, must parse (ParsePublicDetail).
+	PublicDetail *PublicDetail
+	// Admin and Disabled are an admin's to change (the API checks who asks).
+	// Disabling ends the user's sessions in the same write.
+	Admin    *bool
+	Disabled *bool
 }
 
 // Normalize checks every set field and returns the update as a store
@@ -86,17 +100,26 @@ func (u UserUpdate) Normalize() (UserUpdate, error) {
 			return UserUpdate{}, err
 		}
 	}
+	if u.PublicDetail != nil {
+		d, err := ParsePublicDetail(string(*u.PublicDetail))
+		if err != nil {
+			return UserUpdate{}, err
+		}
+		u.PublicDetail = &d
+	}
 	return u, nil
 }
 
 // Device is one machine of a user. Facts come from the agent when it connects.
 type Device struct {
-	ID        int64     `json:"id"`
-	UserID    int64     `json:"-"`
-	Name      string    `json:"name"`
-	OS        string    `json:"os"`
-	Platform  string    `json:"platform,omitempty"`
-	Hostname  string    `json:"hostname,omitempty"`
+	ID       int64  `json:"id"`
+	UserID   int64  `json:"-"`
+	Name     string `json:"name"`
+	OS       string `json:"os"`
+	Platform string `json:"platform,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	// Version is the agent's version as it last said (Facts.Version).
+	Version   string    `json:"version,omitempty"`
 	CreatedAt time.Time `json:"-"`
 	Revoked   bool      `json:"-"`
 }
@@ -106,6 +129,8 @@ type Facts struct {
 	Hostname string `json:"hostname,omitempty"`
 	OS       string `json:"os,omitempty"`
 	Platform string `json:"platform,omitempty"`
+	// Version is the agent's version ("1.4.0", "dev-3f2a1c9").
+	Version string `json:"version,omitempty"`
 }
 
 // MaxDeviceNameRunes bounds a device's display name.
@@ -167,4 +192,8 @@ type Principal struct {
 	Kind     TokenKind
 	UserID   int64
 	DeviceID int64 // only for device tokens
+	// SessionID is set when a browser session authenticated (Kind is
+	// UserToken then); TokenID when a user API token did.
+	SessionID int64
+	TokenID   string
 }

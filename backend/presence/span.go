@@ -37,12 +37,31 @@ type Span struct {
 	ID       int64 `json:"id"`
 	DeviceID int64 `json:"device_id"`
 	State    State `json:"state"`
-	// Why is what made an active span present (input, call, media); empty
-	// for other states.
-	Why    Why       `json:"why,omitempty"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	Closed bool      `json:"-"`
+	// Why is what made an active span present (input, call, media), or
+	// "locked" for an away span the screen lock began; empty otherwise.
+	Why   Why       `json:"why,omitempty"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// EndReason says why nothing followed the span: the reason of the
+	// offline beat that ended it (empty when that beat gave none), or
+	// EndSilence when a gap ended it. Empty while it runs and when a new
+	// state took over. A span that is not Closed and no longer open ended
+	// in silence too; see Ended.
+	EndReason EndReason `json:"end_reason,omitempty"`
+	// Replayed marks a span some of whose beats reached the service more
+	// than the pulse window late: queued while the network was gone and
+	// replayed (the live status said offline meanwhile).
+	Replayed bool `json:"replayed,omitempty"`
+	Closed   bool `json:"-"`
+}
+
+// Ended is the span's EndReason as of a read: a span no beat closed that is
+// no longer open (open, from OpenAt) went silent, with no final beat.
+func (s Span) Ended(open bool) EndReason {
+	if s.EndReason == "" && !s.Closed && !open {
+		return EndSilence
+	}
+	return s.EndReason
 }
 
 // Duration is End − Start.
@@ -91,6 +110,11 @@ func (o Outcome) Changed() bool { return !o.Stale && (o.Closed != nil || o.Tail 
 //     known awake — but at most a window past the tail's last beat;
 //   - a beat of the same state extends the tail to the beat.
 //
+// A span closed by an offline beat takes the beat's reason (EndReason); one
+// closed by a gap, EndSilence, unless an offline beat after the gap tells
+// why (a suspend found late). A beat received more than window after its
+// time (Beat.Received) marks the span it starts or extends Replayed.
+//
 // With no tail the new span starts at the edge, at most a window before the
 // beat (Fold also keeps it after the device's last beat).
 func Merge(tail *Span, b Beat, window time.Duration) Outcome {
@@ -104,7 +128,7 @@ func Merge(tail *Span, b Beat, window time.Duration) Outcome {
 		if b.State == Offline {
 			return nil
 		}
-		return &Span{DeviceID: deviceOf(tail), State: b.State, Why: b.Why.Of(b.State), Start: from, End: b.At}
+		return &Span{DeviceID: deviceOf(tail), State: b.State, Why: b.Why.Of(b.State), Start: from, End: b.At, Replayed: b.late(window)}
 	}
 	if tail == nil {
 		n := start(b.edge(b.At.Add(-window)))
@@ -114,8 +138,10 @@ func Merge(tail *Span, b Beat, window time.Duration) Outcome {
 	case b.At.Sub(tail.End) > window:
 		closed := cp(tail)
 		closed.Closed = true
+		closed.EndReason = EndSilence
 		if b.State == Offline {
 			closed.End = earlier(b.edge(tail.End), tail.End.Add(window))
+			closed.EndReason = b.Reason
 		}
 		n := start(b.edge(later(tail.End, b.At.Add(-window))))
 		return Outcome{Closed: closed, Tail: n, Started: n != nil}
@@ -124,11 +150,13 @@ func Merge(tail *Span, b Beat, window time.Duration) Outcome {
 		closed := cp(tail)
 		closed.End = edge
 		closed.Closed = true
+		closed.EndReason = b.Reason.Of(b.State)
 		n := start(edge)
 		return Outcome{Closed: closed, Tail: n, Started: n != nil}
 	default:
 		ext := cp(tail)
 		ext.End = b.At
+		ext.Replayed = ext.Replayed || b.late(window)
 		return Outcome{Tail: ext}
 	}
 }

@@ -27,27 +27,12 @@ func DailyTotals(spans []Span, loc *time.Location, from, to time.Time) []DayTota
 	if to.Before(from) {
 		return nil
 	}
-	segs := userTimeline(spans)
-	var days []DayTotal
-	for day := midnight(from, loc); !day.After(to); {
-		next := time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
-		t := DayTotal{Date: day.Format(time.DateOnly)}
-		var act, idl, awy time.Duration
-		for _, s := range segs {
-			d := overlap(s.Start, s.End, day, next)
-			switch s.State {
-			case Active:
-				act += d
-			case Idle:
-				idl += d
-			case Away:
-				awy += d
-			}
-		}
-		t.ActiveS, t.IdleS, t.AwayS = int64(act/time.Second), int64(idl/time.Second), int64(awy/time.Second)
-		days = append(days, t)
-		day = next
+	cal := calendar(from, to, loc)
+	days := make([]DayTotal, len(cal)-1)
+	for i := range days {
+		days[i].Date = cal[i].Format(time.DateOnly)
 	}
+	cal.sweep(userTimeline(spans), loc, days, nil)
 	return days
 }
 

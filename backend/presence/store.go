@@ -12,6 +12,9 @@ import (
 // Writes are durable when the call returns: Ingest answers only after its
 // beats are committed, so "200 means committed" holds end to end.
 type Store interface {
+	People
+	Watches
+
 	// CreateUser adds a user and returns a fresh user token, shown once.
 	// ECONFLICT when the handle is taken.
 	CreateUser(ctx context.Context, handle, name string) (User, string, error)

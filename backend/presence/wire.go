@@ -43,11 +43,13 @@ type DeviceView struct {
 	// Why is what makes an active device present: input, call or media.
 	Why      Why        `json:"why,omitempty"`
 	LastSeen *time.Time `json:"last_seen"` // null until its first active beat
+	// Version is the agent's version as it last reported it ("" before).
+	Version string `json:"version,omitempty"`
 }
 
 // View renders a device status for the API.
 func (d DeviceStatus) View() DeviceView {
-	v := DeviceView{ID: d.ID, Name: d.Name, OS: d.OS, Status: d.Status, Why: d.Presence.Why.Of(d.Status)}
+	v := DeviceView{ID: d.ID, Name: d.Name, OS: d.OS, Status: d.Status, Why: d.Presence.Why.Of(d.Status), Version: d.Version}
 	if t := d.Presence.LastActive; !t.IsZero() {
 		t = t.UTC()
 		v.LastSeen = &t

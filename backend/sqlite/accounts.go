@@ -10,12 +10,12 @@ import (
 	"github.com/lastseen/lastseen/backend/presence"
 )
 
-const userColumns = `id, handle, name, tz, public, created_ns`
+const userColumns = `id, handle, name, tz, public, public_detail, admin, disabled, created_ns`
 
 func scanUser(sc interface{ Scan(...any) error }) (presence.User, error) {
 	var u presence.User
 	var created int64
-	if err := sc.Scan(&u.ID, &u.Handle, &u.Name, &u.TZ, &u.Public, &created); err != nil {
+	if err := sc.Scan(&u.ID, &u.Handle, &u.Name, &u.TZ, &u.Public, &u.PublicDetail, &u.Admin, &u.Disabled, &created); err != nil {
 		return presence.User{}, err
 	}
 	u.CreatedAt = fromNS(created)
@@ -41,25 +41,38 @@ func (s *Store) CreateUser(ctx context.Context, handle, name string) (presence.U
 		return presence.User{}, "", fmt.Errorf("create user: %w", err)
 	}
 	defer tx.Rollback()
-	r, err := tx.ExecContext(ctx, `INSERT INTO users (handle, name, created_ns) VALUES (?, ?, ?)`, handle, name, ns(now))
-	if isUnique(err) {
-		return presence.User{}, "", presence.Errorf(presence.ECONFLICT, "handle %q is taken", handle)
-	}
+	u, err := insertUser(ctx, tx, presence.User{Handle: handle, Name: name, CreatedAt: now}, "")
 	if err != nil {
-		return presence.User{}, "", fmt.Errorf("create user %s: %w", handle, err)
+		return presence.User{}, "", err
 	}
-	id, err := r.LastInsertId()
-	if err != nil {
-		return presence.User{}, "", fmt.Errorf("create user %s: %w", handle, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, user_id, created_ns) VALUES (?, ?, ?, ?)`,
-		hash, string(presence.UserToken), id, ns(now)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, user_id, created_ns, name) VALUES (?, ?, ?, ?, ?)`,
+		hash, string(presence.UserToken), u.ID, ns(now), accountTokenName); err != nil {
 		return presence.User{}, "", fmt.Errorf("create token of user %s: %w", handle, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return presence.User{}, "", fmt.Errorf("create user %s: %w", handle, err)
 	}
-	return presence.User{ID: id, Handle: handle, Name: name, CreatedAt: fromNS(ns(now))}, token, nil
+	return u, token, nil
+}
+
+// accountTokenName names the user token an account is created with.
+const accountTokenName = "created with the account"
+
+// insertUser adds u (handle, name, tz, admin) with a password hash. The
+// first user of a server is an admin whatever u says: the check and the
+// insert are one statement, so two first users cannot both miss it.
+func insertUser(ctx context.Context, tx *sql.Tx, u presence.User, passwordHash string) (presence.User, error) {
+	err := tx.QueryRowContext(ctx, `INSERT INTO users (handle, name, tz, admin, password_hash, created_ns)
+		VALUES (?, ?, ?, ? OR NOT EXISTS (SELECT 1 FROM users), ?, ?) RETURNING id, admin`,
+		u.Handle, u.Name, u.TZ, u.Admin, passwordHash, ns(u.CreatedAt)).Scan(&u.ID, &u.Admin)
+	if isUnique(err) {
+		return presence.User{}, presence.Errorf(presence.ECONFLICT, "handle %q is taken", u.Handle)
+	}
+	if err != nil {
+		return presence.User{}, fmt.Errorf("create user %s: %w", u.Handle, err)
+	}
+	u.CreatedAt = fromNS(ns(u.CreatedAt))
+	return u, nil
 }
 
 // UserByID returns a user; ENOTFOUND when there is none.
@@ -137,12 +150,30 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, upd presence.UserUpdat
 	if upd.Public != nil {
 		u.Public = *upd.Public
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ?, tz = ?, public = ? WHERE id = ?`, u.Name, u.TZ, u.Public, id); err != nil {
+	if upd.PublicDetail != nil {
+		u.PublicDetail = *upd.PublicDetail
+	}
+	if upd.Admin != nil {
+		u.Admin = *upd.Admin
+	}
+	if upd.Disabled != nil {
+		u.Disabled = *upd.Disabled
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ?, tz = ?, public = ?, public_detail = ?, admin = ?, disabled = ? WHERE id = ?`,
+		u.Name, u.TZ, u.Public, u.PublicDetail, u.Admin, u.Disabled, id); err != nil {
 		return presence.User{}, fmt.Errorf("update user %d: %w", id, err)
+	}
+	if u.Disabled {
+		// In the same write: there is no instant at which a disabled user
+		// still has a session.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
+			return presence.User{}, fmt.Errorf("end sessions of user %d: %w", id, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return presence.User{}, fmt.Errorf("update user %d: %w", id, err)
 	}
+	s.auth.invalidate()
 	return u, nil
 }
 
@@ -156,7 +187,6 @@ func (s *Store) CreateDevice(ctx context.Context, userID int64, name string) (pr
 		return presence.Device{}, "", err
 	}
 	now := s.opts.Now()
-	token, hash := presence.NewToken(presence.DeviceToken)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return presence.Device{}, "", fmt.Errorf("create device: %w", err)
@@ -165,22 +195,32 @@ func (s *Store) CreateDevice(ctx context.Context, userID int64, name string) (pr
 	if _, err := s.userWhere(ctx, tx, "id = ?", userID); err != nil {
 		return presence.Device{}, "", err
 	}
-	r, err := tx.ExecContext(ctx, `INSERT INTO devices (user_id, name, created_ns) VALUES (?, ?, ?)`, userID, name, ns(now))
+	d, token, err := insertDevice(ctx, tx, presence.Device{UserID: userID, Name: name, CreatedAt: now})
 	if err != nil {
-		return presence.Device{}, "", fmt.Errorf("create device of user %d: %w", userID, err)
-	}
-	id, err := r.LastInsertId()
-	if err != nil {
-		return presence.Device{}, "", fmt.Errorf("create device of user %d: %w", userID, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, user_id, device_id, created_ns) VALUES (?, ?, ?, ?, ?)`,
-		hash, string(presence.DeviceToken), userID, id, ns(now)); err != nil {
-		return presence.Device{}, "", fmt.Errorf("create token of device %d: %w", id, err)
+		return presence.Device{}, "", err
 	}
 	if err := tx.Commit(); err != nil {
 		return presence.Device{}, "", fmt.Errorf("create device of user %d: %w", userID, err)
 	}
-	return presence.Device{ID: id, UserID: userID, Name: name, CreatedAt: fromNS(ns(now))}, token, nil
+	return d, token, nil
+}
+
+// insertDevice adds d (user, name, OS) with a fresh device token.
+func insertDevice(ctx context.Context, tx *sql.Tx, d presence.Device) (presence.Device, string, error) {
+	token, hash := presence.NewToken(presence.DeviceToken)
+	r, err := tx.ExecContext(ctx, `INSERT INTO devices (user_id, name, os, created_ns) VALUES (?, ?, ?, ?)`, d.UserID, d.Name, d.OS, ns(d.CreatedAt))
+	if err != nil {
+		return presence.Device{}, "", fmt.Errorf("create device of user %d: %w", d.UserID, err)
+	}
+	if d.ID, err = r.LastInsertId(); err != nil {
+		return presence.Device{}, "", fmt.Errorf("create device of user %d: %w", d.UserID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, user_id, device_id, created_ns) VALUES (?, ?, ?, ?, ?)`,
+		hash, string(presence.DeviceToken), d.UserID, d.ID, ns(d.CreatedAt)); err != nil {
+		return presence.Device{}, "", fmt.Errorf("create token of device %d: %w", d.ID, err)
+	}
+	d.CreatedAt = fromNS(ns(d.CreatedAt))
+	return d, token, nil
 }
 
 // RevokeDevice revokes a device and its token. A device of another user is
@@ -211,6 +251,7 @@ func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID int64) error 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("revoke device %d: %w", deviceID, err)
 	}
+	s.auth.invalidate()
 	s.announceRevoked(deviceID)
 	return nil
 }
@@ -233,49 +274,4 @@ func (s *Store) announceRevoked(deviceID int64) {
 		d.announced = presence.Offline
 		s.announce([]presence.Event{s.presenceEvent(d, presence.Offline, now, now)})
 	}
-}
-
-// authQuery finds a live token by its hash. Prepared once on the read pool
-// (database/sql prepares it again on each pool connection that first runs
-// it): every API request authenticates, and compiling the statement was
-// half the lookup's cost.
-const authQuery = `SELECT t.hash, t.kind, t.user_id, t.device_id
-	FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
-	WHERE t.hash = ? AND t.revoked_ns IS NULL AND d.revoked_ns IS NULL`
-
-// Authenticate resolves a token by its hash, read from the database every
-// time so that a token created or revoked by another process counts at once.
-func (s *Store) Authenticate(ctx context.Context, token string) (presence.Principal, error) {
-	if err := s.usable(); err != nil {
-		return presence.Principal{}, err
-	}
-	kind, err := presence.TokenKindOf(token)
-	if err != nil {
-		return presence.Principal{}, err
-	}
-	hash := presence.HashToken(token)
-	var (
-		stored   []byte
-		stKind   string
-		p        presence.Principal
-		deviceID sql.NullInt64
-	)
-	// The lookup is one primary-key probe that never waits on a lock (WAL
-	// readers do not), so there is nothing to cancel; under a cancellable
-	// context database/sql and the driver would each start a goroutine per
-	// query just to watch it.
-	err = s.authStmt.QueryRowContext(context.WithoutCancel(ctx), hash).Scan(&stored, &stKind, &p.UserID, &deviceID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
-	}
-	if err != nil {
-		return presence.Principal{}, fmt.Errorf("authenticate: %w", err)
-	}
-	// The index found the row by hash; comparing again in constant time
-	// keeps the decision itself free of timing.
-	if !presence.HashesEqual(stored, hash) || presence.TokenKind(stKind) != kind || (kind == presence.DeviceToken) != deviceID.Valid {
-		return presence.Principal{}, presence.Errorf(presence.EUNAUTHORIZED, "unknown or revoked token")
-	}
-	p.Kind, p.DeviceID = kind, deviceID.Int64
-	return p, nil
 }

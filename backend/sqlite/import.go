@@ -64,14 +64,15 @@ func (s *Store) importChunk(ctx context.Context, deviceID int64, chunk []presenc
 	}
 	keep := presence.PlanImport(chunk, existing, tail, s.opts.Now())
 	if len(keep) > 0 {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO spans (device_id, user_id, state, why, start_ns, end_ns, closed)
-			VALUES (?, ?, ?, ?, ?, ?, 1)`)
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO spans (device_id, user_id, state, why, start_ns, end_ns, closed, end_reason, replayed)
+			VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)`)
 		if err != nil {
 			return 0, 0, fmt.Errorf("import into device %d: %w", deviceID, err)
 		}
 		defer ins.Close()
 		for _, sp := range keep {
-			if _, err := ins.ExecContext(ctx, deviceID, userID, string(sp.State), string(sp.Why), sp.Start.UnixNano(), sp.End.UnixNano()); err != nil {
+			if _, err := ins.ExecContext(ctx, deviceID, userID, string(sp.State), string(sp.Why), sp.Start.UnixNano(), sp.End.UnixNano(),
+				string(sp.EndReason), sp.Replayed); err != nil {
 				return 0, 0, fmt.Errorf("import into device %d: %w", deviceID, err)
 			}
 		}
@@ -111,8 +112,12 @@ const pruneBatch = 5000
 
 // PruneSpans deletes the spans that ended before before, except every
 // device's tail span (the one its next beat may extend), in batches.
+// Lapsed sessions, links and pairings go with them (see pruneLapsed).
 func (s *Store) PruneSpans(ctx context.Context, before time.Time) (int, error) {
 	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	if err := s.pruneLapsed(ctx); err != nil {
 		return 0, err
 	}
 	total := 0

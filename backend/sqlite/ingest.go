@@ -135,9 +135,9 @@ func prepareWrites(db *sql.DB) (writeStmts, error) {
 		{&w.updateDevice, `UPDATE devices
 			SET last_seq = ?, state = ?, last_beat_ns = ?, last_active_ns = ?, tail_span_id = ?
 			WHERE id = ? AND last_seq = ?`},
-		{&w.insertSpan, `INSERT INTO spans (id, device_id, user_id, state, why, start_ns, end_ns, closed)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.updateSpan, `UPDATE spans SET end_ns = ?, closed = ? WHERE id = ?`},
+		{&w.insertSpan, `INSERT INTO spans (id, device_id, user_id, state, why, start_ns, end_ns, closed, end_reason, replayed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.updateSpan, `UPDATE spans SET end_ns = ?, closed = ?, end_reason = ?, replayed = ? WHERE id = ?`},
 	} {
 		if *p.dst, err = db.Prepare(p.query); err != nil {
 			return w, fmt.Errorf("prepare %q: %w", p.query, err)
@@ -299,6 +299,9 @@ func withFacts(d presence.Device, f presence.Facts) presence.Device {
 	if f.Hostname != "" {
 		d.Hostname = f.Hostname
 	}
+	if f.Version != "" {
+		d.Version = f.Version
+	}
 	return d
 }
 
@@ -319,8 +322,8 @@ func (g *group) writeDevice(ctx context.Context, st, next *devState, facts *pres
 		return false, err
 	}
 	if facts != nil {
-		if _, err := g.tx.ExecContext(ctx, `UPDATE devices SET os = ?, platform = ?, hostname = ? WHERE id = ?`,
-			next.dev.OS, next.dev.Platform, next.dev.Hostname, st.dev.ID); err != nil {
+		if _, err := g.tx.ExecContext(ctx, `UPDATE devices SET os = ?, platform = ?, hostname = ?, version = ? WHERE id = ?`,
+			next.dev.OS, next.dev.Platform, next.dev.Hostname, next.dev.Version, st.dev.ID); err != nil {
 			return false, fmt.Errorf("update facts of device %d: %w", st.dev.ID, err)
 		}
 	}
@@ -331,9 +334,10 @@ func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c presenc
 	sp := c.Span
 	var err error
 	if c.New {
-		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), string(sp.Why), ns(sp.Start), ns(sp.End), sp.Closed)
+		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), string(sp.Why), ns(sp.Start), ns(sp.End), sp.Closed,
+			string(sp.EndReason), sp.Replayed)
 	} else {
-		_, err = g.stmt(ctx, g.s.stmts.updateSpan).ExecContext(ctx, ns(sp.End), sp.Closed, sp.ID)
+		_, err = g.stmt(ctx, g.s.stmts.updateSpan).ExecContext(ctx, ns(sp.End), sp.Closed, string(sp.EndReason), sp.Replayed, sp.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("write span %d of device %d: %w", sp.ID, deviceID, err)

@@ -40,9 +40,9 @@ type userEntry struct {
 	devices []int64
 }
 
-const deviceColumns = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.created_ns, d.revoked_ns IS NOT NULL,
+const deviceColumns = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.version, d.created_ns, d.revoked_ns IS NOT NULL,
 	d.last_seq, d.state, d.last_beat_ns, d.last_active_ns,
-	t.id, t.state, t.why, t.start_ns, t.end_ns`
+	t.id, t.state, t.why, t.start_ns, t.end_ns, t.replayed`
 
 const deviceFrom = ` FROM devices d LEFT JOIN spans t ON t.id = d.tail_span_id`
 
@@ -52,11 +52,12 @@ func scanDevice(sc interface{ Scan(...any) error }) (*devEntry, error) {
 		created, lastBeat, lastAct int64
 		tailID, tailStart, tailEnd sql.NullInt64
 		tailState, tailWhy         sql.NullString
+		tailReplayed               sql.NullBool
 		state                      string
 	)
-	if err := sc.Scan(&e.dev.ID, &e.dev.UserID, &e.dev.Name, &e.dev.OS, &e.dev.Platform, &e.dev.Hostname, &created, &e.dev.Revoked,
+	if err := sc.Scan(&e.dev.ID, &e.dev.UserID, &e.dev.Name, &e.dev.OS, &e.dev.Platform, &e.dev.Hostname, &e.dev.Version, &created, &e.dev.Revoked,
 		&e.pres.LastSeq, &state, &lastBeat, &lastAct,
-		&tailID, &tailState, &tailWhy, &tailStart, &tailEnd); err != nil {
+		&tailID, &tailState, &tailWhy, &tailStart, &tailEnd, &tailReplayed); err != nil {
 		return nil, err
 	}
 	e.dev.CreatedAt = fromNS(created)
@@ -66,7 +67,7 @@ func scanDevice(sc interface{ Scan(...any) error }) (*devEntry, error) {
 	if tailID.Valid {
 		e.tail = &presence.Span{
 			ID: tailID.Int64, DeviceID: e.dev.ID, State: presence.State(tailState.String), Why: presence.Why(tailWhy.String),
-			Start: fromNS(tailStart.Int64), End: fromNS(tailEnd.Int64),
+			Start: fromNS(tailStart.Int64), End: fromNS(tailEnd.Int64), Replayed: tailReplayed.Bool,
 		}
 		e.pres.Why, e.pres.Since = e.tail.Why.Of(e.tail.State), e.tail.Start
 	}
@@ -113,7 +114,7 @@ func (s *Store) refresh(ctx context.Context, q querier) error {
 	}
 
 	users := map[int64]*userEntry{}
-	rows, err := q.QueryContext(ctx, `SELECT id, handle, name, tz, public, created_ns FROM users`)
+	rows, err := q.QueryContext(ctx, `SELECT `+userColumns+` FROM users`)
 	if err != nil {
 		return fmt.Errorf("load users: %w", err)
 	}

@@ -28,7 +28,7 @@ func (s *Store) Spans(ctx context.Context, q presence.SpanQuery) ([]presence.Spa
 	}
 	// end_ns >= from first, so the (user_id, end_ns) index bounds the scan.
 	var b strings.Builder
-	b.WriteString(`SELECT id, device_id, state, why, start_ns, end_ns, closed FROM spans
+	b.WriteString(`SELECT id, device_id, state, why, start_ns, end_ns, closed, end_reason, replayed FROM spans
 		WHERE user_id = ? AND end_ns >= ? AND start_ns < ? AND (end_ns > ? OR start_ns = ?)`)
 	args := []any{q.UserID, from, to, from, from}
 	if q.DeviceID != 0 {
@@ -53,12 +53,13 @@ func (s *Store) Spans(ctx context.Context, q presence.SpanQuery) ([]presence.Spa
 	var out []presence.Span
 	for rows.Next() {
 		var sp presence.Span
-		var state, why string
+		var state, why, reason string
 		var start, end int64
-		if err := rows.Scan(&sp.ID, &sp.DeviceID, &state, &why, &start, &end, &sp.Closed); err != nil {
+		if err := rows.Scan(&sp.ID, &sp.DeviceID, &state, &why, &start, &end, &sp.Closed, &reason, &sp.Replayed); err != nil {
 			return nil, fmt.Errorf("list spans of user %d: %w", q.UserID, err)
 		}
 		sp.State, sp.Why, sp.Start, sp.End = presence.State(state), presence.Why(why).Of(presence.State(state)), fromNS(start), fromNS(end)
+		sp.EndReason = presence.EndReason(reason)
 		out = append(out, sp)
 	}
 	if err := rows.Err(); err != nil {

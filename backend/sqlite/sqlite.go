@@ -8,7 +8,9 @@
 // high-water mark and open tail span) lives in memory, loaded at Open and
 // kept current by the writer; reads of it never touch the disk. Accounts are
 // read from the database, so a user or device that the command line creates
-// or revokes in another process counts at once.
+// or revokes in another process counts at once; credentials the database
+// confirmed are remembered until a change that could take one away (see
+// authCache), which another process's changes reach within a second.
 package sqlite
 
 import (
@@ -50,9 +52,11 @@ type Store struct {
 	db   *sql.DB // the one writer connection
 	rdb  *sql.DB // the read pool
 
-	writer   *groupcommit.Writer[ingestReq, ingestRes]
-	stmts    writeStmts
-	authStmt *sql.Stmt // on rdb: see authQuery
+	writer *groupcommit.Writer[ingestReq, ingestRes]
+	stmts  writeStmts
+	// On rdb: see authQuery, sessionQuery and authVersionQuery.
+	authStmt, sessionStmt, authVersionStmt *sql.Stmt
+	auth                                   *authCache
 
 	// mu guards the in-memory presence below. The writer holds it only to
 	// install a committed batch and announce it, never across disk I/O.
@@ -100,6 +104,7 @@ func OpenWith(path string, opts presence.Options, cfg Config) (*Store, error) {
 		devices:  map[int64]*devEntry{},
 		users:    map[int64]*userEntry{},
 		catalog:  -1,
+		auth:     newAuthCache(),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -124,9 +129,14 @@ func OpenWith(path string, opts presence.Options, cfg Config) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	if s.authStmt, err = s.rdb.Prepare(authQuery); err != nil {
-		s.closeDBs()
-		return nil, fmt.Errorf("prepare token lookup: %w", err)
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{{&s.authStmt, authQuery}, {&s.sessionStmt, sessionQuery}, {&s.authVersionStmt, authVersionQuery}} {
+		if *p.dst, err = s.rdb.Prepare(p.query); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("prepare credential lookup: %w", err)
+		}
 	}
 	ctx := context.Background()
 	if err := s.seedEvents(ctx); err != nil {
@@ -195,7 +205,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan, s.authStmt} {
+	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan, s.authStmt, s.sessionStmt, s.authVersionStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

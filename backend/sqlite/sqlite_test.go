@@ -3,7 +3,9 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/backend/sqlitedb"
 	"github.com/lastseen/lastseen/backend/storetest"
+	"github.com/lastseen/lastseen/internal/testutil"
 )
 
 var t0 = storetest.T0
@@ -81,9 +84,12 @@ func TestAccountsFromAnotherProcess(t *testing.T) {
 	if err := cli.RevokeDevice(ctx, u.ID, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.Authenticate(ctx, dtok); presence.ErrorCode(err) != presence.EUNAUTHORIZED {
-		t.Errorf("server authenticates a token the CLI revoked: %v", err)
-	}
+	// The server remembers the token it confirmed, until it next reads
+	// the counters: within a second.
+	testutil.WaitUntil(t, "the server refuses a token the CLI revoked", time.Second, func() bool {
+		_, err := server.Authenticate(ctx, dtok)
+		return presence.ErrorCode(err) == presence.EUNAUTHORIZED
+	})
 	if _, err := server.Ingest(ctx, d.ID, []presence.Beat{active(2, time.Second)}, nil); presence.ErrorCode(err) != presence.EUNAUTHORIZED {
 		t.Errorf("server ingests into a device the CLI revoked: %v", err)
 	}
@@ -92,11 +98,10 @@ func TestAccountsFromAnotherProcess(t *testing.T) {
 	}
 }
 
-// The token lookup is a prepared statement, and a prepared statement
-// caches no answer: a token revoked (or restored) by any writer of the
-// file, even one that only touches the tokens table, counts at the next
-// request.
-func TestAuthenticateReadsTheDatabaseEveryTime(t *testing.T) {
+// Any writer of the file, even one that only touches the tokens table,
+// takes a token away (or gives it back) within a second: the triggers move
+// the counters the remembered credentials depend on.
+func TestAuthenticateSeesOtherWritersWithinASecond(t *testing.T) {
 	path := tempDB(t)
 	s := openT(t, path, presence.Options{Now: storetest.NewClock(t0).Now})
 	ctx := t.Context()
@@ -116,12 +121,61 @@ func TestAuthenticateReadsTheDatabaseEveryTime(t *testing.T) {
 		if _, err := other.ExecContext(ctx, `UPDATE tokens SET revoked_ns = ? WHERE hash = ?`, step.revoked, presence.HashToken(tok)); err != nil {
 			t.Fatal(err)
 		}
+		testutil.WaitUntil(t, fmt.Sprintf("revoked_ns %v counts", step.revoked), time.Second, func() bool {
+			_, err := s.Authenticate(ctx, tok)
+			return presence.ErrorCode(err) == step.want
+		})
 		for range readConns + 1 { // whichever connection of the pool answers
 			p, err := s.Authenticate(ctx, tok)
 			if presence.ErrorCode(err) != step.want || (err == nil && p.UserID != u.ID) {
 				t.Fatalf("revoked_ns %v: %+v, %v; want %q", step.revoked, p, err, step.want)
 			}
 		}
+	}
+}
+
+// A confirmed credential is answered from memory: a token unchanged in the
+// database is not looked up again, and the cache stays bounded.
+func TestAuthenticateRemembers(t *testing.T) {
+	s := openT(t, tempDB(t), presence.Options{Now: storetest.NewClock(t0).Now})
+	ctx := t.Context()
+	u, tok, err := s.CreateUser(ctx, "ann", "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.auth.len(); n != 1 {
+		t.Fatalf("%d credentials remembered after one lookup, want 1", n)
+	}
+	// Taken away behind the store's back, without moving the counters: a
+	// remembered answer does not read the table.
+	if _, err := s.db.ExecContext(ctx, `DROP TRIGGER tokens_auth_update`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_ns = 1 WHERE hash = ?`, presence.HashToken(tok)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Authenticate(ctx, tok); err != nil || p.UserID != u.ID {
+		t.Errorf("remembered token: %+v, %v; want user %d from memory", p, err, u.ID)
+	}
+	// A write of the store's own that may take a credential away forgets
+	// every remembered one as it returns.
+	if _, err := s.EndSessions(ctx, u.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, tok); presence.ErrorCode(err) != presence.EUNAUTHORIZED {
+		t.Errorf("after the store forgot: %v, want unauthorized", err)
+	}
+
+	for range authCacheMax + 10 {
+		var k [32]byte
+		rand.Read(k[:])
+		s.auth.put(k, authEntry{}, s.auth.generation())
+	}
+	if n := s.auth.len(); n > authCacheMax {
+		t.Errorf("%d credentials remembered, want at most %d", n, authCacheMax)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -157,6 +158,13 @@ func makePrivate(path string) error {
 		}
 	case !errors.Is(err, fs.ErrExist):
 		return err
+	}
+	if runtime.GOOS == "windows" {
+		// Mode bits do not express Windows' ACLs (every file reads as
+		// 0666) and the per-user data dir is private already; Chmod would
+		// only flip the read-only attribute, and on an -shm file SQLite
+		// holds open it fails (Wine: sharing violation).
+		return nil
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(p)

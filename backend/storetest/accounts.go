@@ -28,8 +28,8 @@ func testAccounts(t *testing.T, opener Opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p != (presence.Principal{Kind: presence.UserToken, UserID: ann.ID}) {
-			t.Errorf("principal = %+v, want user %d", p, ann.ID)
+		if p.Kind != presence.UserToken || p.UserID != ann.ID || p.DeviceID != 0 || p.SessionID != 0 || p.TokenID == "" {
+			t.Errorf("principal = %+v, want user %d by an API token", p, ann.ID)
 		}
 	})
 
@@ -212,7 +212,8 @@ func testUpdateUser(t *testing.T, opener Opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := presence.User{ID: u.ID, Handle: "upd", Name: "Up Dated", TZ: "Europe/Paris", Public: true}
+		// upd is the first user, so an admin.
+		want := presence.User{ID: u.ID, Handle: "upd", Name: "Up Dated", TZ: "Europe/Paris", Public: true, Admin: true}
 		check := func(when string, got presence.User) {
 			t.Helper()
 			got.CreatedAt = time.Time{}
@@ -224,6 +225,43 @@ func testUpdateUser(t *testing.T, opener Opener) {
 		check("read back", get())
 		e.reopen()
 		check("after restart", get())
+	})
+
+	t.Run("the public detail level is kept, by every read", func(t *testing.T) {
+		for _, d := range []presence.PublicDetail{presence.PublicOnline, presence.PublicState, presence.PublicLastSeen} {
+			got, err := e.store.UpdateUser(e.ctx, u.ID, presence.UserUpdate{PublicDetail: &d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.PublicDetail != d || !got.Public {
+				t.Errorf("set %s: returned %+v", d, got)
+			}
+			if got := get(); got.PublicDetail != d {
+				t.Errorf("set %s: UserByID says %q", d, got.PublicDetail)
+			}
+			byHandle, err := e.store.UserByHandle(e.ctx, "upd")
+			if err != nil || byHandle.PublicDetail != d {
+				t.Errorf("set %s: UserByHandle says %q (%v)", d, byHandle.PublicDetail, err)
+			}
+		}
+		online := presence.PublicOnline
+		if _, err := e.store.UpdateUser(e.ctx, u.ID, presence.UserUpdate{PublicDetail: &online}); err != nil {
+			t.Fatal(err)
+		}
+		e.reopen()
+		if got := get(); got.PublicDetail != presence.PublicOnline {
+			t.Errorf("after restart: %q", got.PublicDetail)
+		}
+		bad := presence.PublicDetail("everything")
+		_, err := e.store.UpdateUser(e.ctx, u.ID, presence.UserUpdate{PublicDetail: &bad})
+		wantCode(t, "an unknown level", err, presence.EINVALID)
+		if got := get(); got.PublicDetail != presence.PublicOnline {
+			t.Errorf("a refused level changed it to %q", got.PublicDetail)
+		}
+		last := presence.PublicLastSeen
+		if _, err := e.store.UpdateUser(e.ctx, u.ID, presence.UserUpdate{PublicDetail: &last}); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("nil fields stay", func(t *testing.T) {

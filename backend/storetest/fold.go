@@ -14,8 +14,10 @@ import (
 // foldBatches is a reproducible stream of awkward batches for one device:
 // runs of one state, transitions, offline beats, gaps past the pulse window,
 // batches re-sent whole or in part, beats whose time slipped behind the
-// device's latest, edges (Since) before the beat, shuffled seq order and
-// sub-microsecond times.
+// device's latest, edges (Since) before the beat, shuffled seq order,
+// sub-microsecond times, offline beats with and without their reasons,
+// away beats by the lock, and beats that reached the service late
+// (replayed from an outbox).
 func foldBatches(seed uint64, n int) [][]presence.Beat {
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	states := []presence.State{presence.Active, presence.Active, presence.Idle, presence.Away, presence.Offline}
@@ -42,6 +44,17 @@ func foldBatches(seed uint64, n int) [][]presence.Beat {
 			}
 			if beat.State == presence.Active && r.IntN(3) == 0 { // present by a call or media
 				beat.Why = []presence.Why{presence.ByInput, presence.ByCall, presence.ByMedia}[r.IntN(3)]
+			}
+			if beat.State == presence.Away && r.IntN(2) == 0 { // away by the lock
+				beat.Why = presence.ByLock
+			}
+			if beat.State == presence.Offline && r.IntN(4) != 0 { // a final beat that says why
+				beat.Reason = []presence.EndReason{presence.EndSleep, presence.EndShutdown, presence.EndQuit, presence.EndPaused, presence.EndInvisible}[r.IntN(5)]
+			}
+			if r.IntN(5) == 0 { // queued offline, replayed minutes later
+				beat.Received = beat.At.Add(pulse.Window() + time.Duration(r.IntN(600))*time.Second)
+			} else {
+				beat.Received = beat.At.Add(time.Duration(r.IntN(3)) * time.Second)
 			}
 			b = append(b, beat)
 		}
@@ -137,8 +150,10 @@ func checkFoldSpans(t *testing.T, seed uint64, got, want []presence.Span) {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.State != w.State || g.Why != w.Why || !g.Start.Equal(w.Start) || !g.End.Equal(w.End) {
-			t.Fatalf("seed %d span %d: store %s(%s) [%v, %v], fold %s(%s) [%v, %v]", seed, i, g.State, g.Why, g.Start, g.End, w.State, w.Why, w.Start, w.End)
+		if g.State != w.State || g.Why != w.Why || !g.Start.Equal(w.Start) || !g.End.Equal(w.End) ||
+			g.EndReason != w.EndReason || g.Replayed != w.Replayed {
+			t.Fatalf("seed %d span %d: store %s(%s) [%v, %v] ended %q replayed %v, fold %s(%s) [%v, %v] ended %q replayed %v", seed, i,
+				g.State, g.Why, g.Start, g.End, g.EndReason, g.Replayed, w.State, w.Why, w.Start, w.End, w.EndReason, w.Replayed)
 		}
 	}
 }
@@ -147,5 +162,5 @@ func checkFoldSpans(t *testing.T, seed uint64, got, want []presence.Span) {
 // the open flag depend on when it is read).
 func sessionKey(ev presence.Event) string {
 	s := ev.Session
-	return fmt.Sprintf("%s(%s)[%s,%s]@%s", s.State, s.Why, s.Start.Sub(T0), s.End.Sub(T0), ev.At.Sub(T0))
+	return fmt.Sprintf("%s(%s)[%s,%s]%s/%v@%s", s.State, s.Why, s.Start.Sub(T0), s.End.Sub(T0), s.EndReason, s.Replayed, ev.At.Sub(T0))
 }

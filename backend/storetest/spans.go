@@ -346,23 +346,34 @@ func testIngestValidation(t *testing.T, opener Opener) {
 	}
 
 	t.Run("facts update the device", func(t *testing.T) {
-		res, err := e.store.Ingest(e.ctx, d.ID, nil, &presence.Facts{Hostname: "tower", OS: "linux", Platform: "debian 12"})
+		res, err := e.store.Ingest(e.ctx, d.ID, nil, &presence.Facts{Hostname: "tower", OS: "linux", Platform: "debian 12", Version: "1.4.0"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Device.OS != "linux" || res.Device.Hostname != "tower" || res.Device.Platform != "debian 12" {
+		if res.Device.OS != "linux" || res.Device.Hostname != "tower" || res.Device.Platform != "debian 12" || res.Device.Version != "1.4.0" {
 			t.Errorf("device after facts = %+v", res.Device.Device)
 		}
 		list, err := e.store.Devices(e.ctx, u.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) != 1 || list[0].OS != "linux" {
-			t.Errorf("devices after facts = %+v, want os linux", list)
+		if len(list) != 1 || list[0].OS != "linux" || list[0].Version != "1.4.0" {
+			t.Errorf("devices after facts = %+v, want os linux, version 1.4.0", list)
 		}
 		e.reopen()
-		if st := e.status(d); st.OS != "linux" || st.Hostname != "tower" {
+		if st := e.status(d); st.OS != "linux" || st.Hostname != "tower" || st.Version != "1.4.0" {
 			t.Errorf("device after restart = %+v, want its facts kept", st.Device)
+		}
+		// Facts without a version keep the one the device said last; a new
+		// one replaces it.
+		if res, err := e.store.Ingest(e.ctx, d.ID, nil, &presence.Facts{Hostname: "tower"}); err != nil || res.Device.Version != "1.4.0" {
+			t.Errorf("facts without a version: %+v, %v; want version 1.4.0 kept", res.Device.Device, err)
+		}
+		if res, err := e.store.Ingest(e.ctx, d.ID, nil, &presence.Facts{Version: "1.5.0"}); err != nil || res.Device.Version != "1.5.0" || res.Device.OS != "linux" {
+			t.Errorf("facts with a new version: %+v, %v; want version 1.5.0, os kept", res.Device.Device, err)
+		}
+		if st := e.status(d); st.Version != "1.5.0" {
+			t.Errorf("device status after a new version = %+v", st.Device)
 		}
 	})
 

@@ -75,7 +75,10 @@ func Run(t *testing.T, opener Opener) {
 	t.Run("Events", func(t *testing.T) { testEvents(t, opener) })
 	t.Run("MatchesFold", func(t *testing.T) { testMatchesFold(t, opener) })
 	t.Run("WhyEvents", func(t *testing.T) { testWhyEvents(t, opener) })
+	t.Run("GapReasons", func(t *testing.T) { testGapReasons(t, opener) })
 	t.Run("Portable", func(t *testing.T) { testPortable(t, opener) })
+	t.Run("People", func(t *testing.T) { testPeople(t, opener) })
+	t.Run("Watches", func(t *testing.T) { testWatches(t, opener) })
 }
 
 // Clock is a settable clock for Options.Now.

@@ -23,6 +23,19 @@ export function lastseendBinary(dir) {
   return out;
 }
 
+/** The lastseen-agent binary: $LASTSEEN_AGENT_BIN, else built from this checkout into dir. */
+export function agentBinary(dir) {
+  const env = process.env.LASTSEEN_AGENT_BIN;
+  if (env) {
+    if (!existsSync(env)) throw new Error(`LASTSEEN_AGENT_BIN=${env} does not exist`);
+    return resolve(env);
+  }
+  const out = join(dir, 'lastseen-agent');
+  console.log('# LASTSEEN_AGENT_BIN not set: building app/cmd/lastseen-agent');
+  execFileSync('go', ['build', '-o', out, './app/cmd/lastseen-agent'], { cwd: repo, stdio: 'inherit' });
+  return out;
+}
+
 export async function freePort() {
   return new Promise((res, rej) => {
     const s = createServer();

@@ -137,19 +137,22 @@ try {
 
   await step('a bad token is refused with a message', async () => {
     await page.goto(svc.url);
+    // Handle and password lead; the token path is one click away.
+    await page.getByLabel('Handle').waitFor({ timeout: 5000 });
+    await page.getByText('Use an API token instead').click();
     await page.getByLabel('User token').fill('ls_usr_not-a-real-token');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in with token' }).click();
     await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor({ timeout: 5000 });
     await page.screenshot({ path: join(shots, 'signin-light.png') });
   });
 
   await step('sign in with the user token and go live', async () => {
     await page.getByLabel('User token').fill(userToken);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in with token' }).click();
     await page.getByRole('tab', { name: 'Now' }).waitFor({ timeout: 5000 });
     await conn.and(page.locator('[data-connection="live"]')).waitFor({ timeout: 10_000 });
     expect((await laptop.innerText()).toLowerCase().includes('offline'), `laptop before any beat: ${await laptop.innerText()}`);
-    expect(await page.locator('[data-testid="others"] li[data-user="grace"]').count() === 1, 'grace is not listed under everyone else');
+    expect(await page.locator('[data-testid="team"] li[data-user="grace"]').count() === 1, 'grace is not listed in the team');
   });
 
   await step('a posted beat turns the device active without a reload', async () => {
@@ -200,14 +203,16 @@ try {
     await page.screenshot({ path: join(shots, 'stats-light.png') });
   });
 
-  await step('public status on, the badge snippet copies to the clipboard', async () => {
+  await step('public status on, the widget snippet copies to the clipboard', async () => {
     await page.getByRole('tab', { name: 'Settings' }).click();
     await page.getByLabel(/Show my status publicly/).check();
-    const snippetBox = page.getByLabel('HTML snippet');
+    const snippetBox = page.locator('[data-copy="embed"] input');
     await snippetBox.waitFor({ timeout: 5000 });
-    const want = `<a href="${svc.url}/api/v1/public/ada"><img src="${svc.url}/badge/ada.svg" alt="Ada Lovelace on Lastseen"></a>`;
+    const want = `<script src="${svc.url}/embed/ada.js" data-handle="ada" async></script>`;
     expect((await snippetBox.inputValue()) === want, `snippet: ${await snippetBox.inputValue()}`);
-    const copy = page.locator('[data-copy="snippet"] button');
+    const fallback = await page.locator('[data-copy="fallback"] input').inputValue();
+    expect(fallback === `<img src="${svc.url}/badge/ada.svg" alt="Ada Lovelace on Lastseen">`, `fallback: ${fallback}`);
+    const copy = page.locator('[data-copy="embed"] button');
     await copy.click();
     await copy.filter({ hasText: 'Copied' }).waitFor({ timeout: 3000 });
     const clip = await page.evaluate(() => navigator.clipboard.readText());
@@ -216,7 +221,7 @@ try {
     expect(badge.ok && (badge.headers.get('content-type') ?? '').includes('svg'), `badge answered ${badge.status}`);
     const pub = await (await fetch(`${svc.url}/api/v1/public/ada`)).json();
     expect(pub.handle === 'ada' && pub.status === 'active', `public status: ${JSON.stringify(pub)}`);
-    await page.locator('.badge-preview img').evaluate((img) => img.decode());
+    await page.locator('[data-testid="public-preview"] img').evaluate((img) => img.decode());
     await page.screenshot({ path: join(shots, 'settings-light.png'), fullPage: true });
   });
 
@@ -245,7 +250,7 @@ try {
     const [csv] = await Promise.all([page.waitForEvent('download'), yourData.getByRole('button', { name: 'Export (CSV)' }).click()]);
     expect(csv.suggestedFilename().endsWith('.csv'), `CSV export named ${csv.suggestedFilename()}`);
     const rows = readFileSync(await csv.path(), 'utf8').trim().split('\n');
-    expect(rows[0] === 'device,state,why,start,end,duration_s' && rows.length === doc.spans.length + 1, `CSV: ${rows.length} rows, first ${rows[0]}`);
+    expect(rows[0].startsWith('device,state,why,start,end,duration_s') && rows.length === doc.spans.length + 1, `CSV: ${rows.length} rows, first ${rows[0]}`);
   });
 
   await step('importing the ActivityWatch export shows what it added', async () => {
@@ -325,7 +330,7 @@ try {
 
   await step('sign out returns to the sign-in page', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('User token').waitFor({ timeout: 5000 });
+    await page.getByLabel('Handle').waitFor({ timeout: 5000 });
     const r = await page.evaluate(async () => (await fetch('/api/v1/me')).status);
     expect(r === 401, `after sign-out /api/v1/me answered ${r}`);
   });

@@ -2,6 +2,7 @@ import { mount } from 'svelte';
 import App from './App.svelte';
 import { detectApi } from './lib/api';
 import { Dashboard } from './lib/dashboard.svelte';
+import { Router } from './lib/router.svelte';
 import './app.css';
 
 // In the desktop window the Wails runtime sets up window.go as the page
@@ -13,5 +14,7 @@ async function whenBridge(): Promise<void> {
 
 await whenBridge();
 const dash = new Dashboard(detectApi());
-mount(App, { target: document.getElementById('app')!, props: { dash } });
+// Before anything else: a one-time link's secret leaves the address bar.
+const router = new Router(dash.api.session);
+mount(App, { target: document.getElementById('app')!, props: { dash, router } });
 void dash.start();

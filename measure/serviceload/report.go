@@ -19,6 +19,7 @@ type Report struct {
 	Overload   *OverloadResult     `json:"overload,omitempty"`
 	IdleSSE    *IdleSSEResult      `json:"idle_sse,omitempty"`
 	FanOut     *FanOutResult       `json:"fan_out,omitempty"`
+	Public     *PublicResult       `json:"public,omitempty"`
 	Postgres   *StoreComparison    `json:"postgres,omitempty"`
 	Targets    []Target            `json:"targets"`
 }
@@ -193,6 +194,17 @@ func (r *Report) judge() {
 		}
 		r.Targets = append(r.Targets, Target{fmt.Sprintf("p99 state change to %d subscribers", f.Subscribers), fmt.Sprintf("≤ %s, none missed", TargetFanOutP99), p, "ms", ok})
 	}
+	if pub := r.Public; pub != nil {
+		m, f := pub.Idle, pub.FanOut
+		p := f.p99()
+		ok := p <= ms(TargetFanOutP99) && f.Missed == 0
+		if math.IsInf(p, 1) {
+			p = f.MaxMs
+		}
+		r.Targets = append(r.Targets,
+			Target{"RSS per idle public stream", fmt.Sprintf("≤ %d KB", TargetBytesPerPublicStream>>10), m.RSSBytes / 1024, "KB", m.RSSBytes <= TargetBytesPerPublicStream},
+			Target{fmt.Sprintf("p99 state change to %d public subscribers", f.Subscribers), fmt.Sprintf("≤ %s, none missed", TargetFanOutP99), p, "ms", ok})
+	}
 	if p := r.Postgres; p != nil {
 		r.Targets = append(r.Targets, p.target())
 	}
@@ -281,6 +293,13 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "(d) %d state changes to %d SSE subscribers (from sending the beat to each subscriber reading the event)\n", f.Changes, f.Subscribers)
 		fmt.Fprintf(w, "    delivered %d, missed %d   p50 %.2f ms   p99 %.2f ms   max %.2f ms   (the POST itself: p50 %.2f ms, max %.2f ms)\n\n",
 			f.Received, f.Missed, f.P50Ms, f.P99Ms, f.MaxMs, f.CommitP50Ms, f.CommitMaxMs)
+	}
+	if pub := r.Public; pub != nil {
+		m, f := pub.Idle, pub.FanOut
+		fmt.Fprintf(w, "(e) %d public subscribers of %s (from %d client addresses) on a fresh lastseend\n", m.Streams, pub.Handle, pub.Addrs)
+		fmt.Fprintf(w, "    idle, per stream: RSS %6.1f KB   Go heap+stacks %6.1f KB   (RSS with them open: %.1f MiB)\n", m.RSSBytes/1024, m.GoBytes/1024, mib(m.RSSTotal))
+		fmt.Fprintf(w, "    %d state changes: delivered %d, missed %d   p50 %.2f ms   p99 %.2f ms   max %.2f ms   (the POST itself: p50 %.2f ms, max %.2f ms)\n\n",
+			f.Changes, f.Received, f.Missed, f.P50Ms, f.P99Ms, f.MaxMs, f.CommitP50Ms, f.CommitMaxMs)
 	}
 	if p := r.Postgres; p != nil {
 		p.writeText(w, c.Rounds, run)

@@ -92,7 +92,10 @@ type device struct {
 type fleet struct {
 	devices []*device
 	users   []account
-	fan     *device // the device phase (d) flips between states
+	fan     *device // the device phases (d) and (e) flip between states
+	// fanHandle is the handle of fan's user, who has a public status
+	// (phase (e) subscribes to it).
+	fanHandle string
 }
 
 // devicesPerUser spreads the devices over users as people have them (a
@@ -122,8 +125,24 @@ func prepareFleet(ctx context.Context, db string, devices, users int) (*fleet, e
 		ids[i] = u.ID
 		f.users = append(f.users, account{handle: u.Handle, token: tok})
 	}
+	// The fan device has a user of its own, with a public status: the
+	// user's status over all their devices is what phase (e) sees change.
+	fanUser, _, err := s.CreateUser(ctx, "load-public", "Load public")
+	if err == nil {
+		public := true
+		fanUser, err = s.UpdateUser(ctx, fanUser.ID, presence.UserUpdate{Public: &public})
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("the fan device's user: %w", err)
+	}
+	f.fanHandle = fanUser.Handle
 	for i := range devices + 1 {
-		d, tok, err := s.CreateDevice(ctx, ids[i%users], fmt.Sprintf("load-%05d", i))
+		owner := ids[i%users]
+		if i == devices {
+			owner = fanUser.ID
+		}
+		d, tok, err := s.CreateDevice(ctx, owner, fmt.Sprintf("load-%05d", i))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("create device %d: %w", i, err)

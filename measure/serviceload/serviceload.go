@@ -15,6 +15,9 @@
 //     its paced latency;
 //   - (c) memory per idle SSE stream, read from the service's RSS;
 //   - (d) how long a state change takes to reach a thousand SSE subscribers;
+//   - (e) the public status stream: memory per idle public stream and how
+//     long a state change takes to reach a thousand public subscribers of
+//     one handle;
 //   - (p), on request, the same closed-loop ingest on PostgreSQL (a throwaway
 //     cluster) and on SQLite, in alternating rounds, and their ratio; this
 //     one runs the handler and stores in this process.
@@ -76,12 +79,12 @@ type Config struct {
 	RecoveryTimeout  time.Duration
 	// Streams is the number of idle SSE streams of phase (c).
 	Streams int
-	// Subscribers and Changes size phase (d); ChangeTimeout bounds how long
-	// one change may take to reach every subscriber.
+	// Subscribers and Changes size phases (d) and (e); ChangeTimeout bounds
+	// how long one change may take to reach every subscriber.
 	Subscribers   int
 	Changes       int
 	ChangeTimeout time.Duration
-	// Phases is a subset of "abocdp". (b) and (o) need (a)'s rate; without
+	// Phases is a subset of "abocdep". (b) and (o) need (a)'s rate; without
 	// (a) they use PacedRate (and twice it for the max). (p) needs the
 	// PostgreSQL server binaries (see pgtest) and is not in the default set.
 	Phases    string
@@ -120,7 +123,7 @@ func DefaultConfig() Config {
 		Subscribers:      1000,
 		Changes:          20,
 		ChangeTimeout:    5 * time.Second,
-		Phases:           "abocd",
+		Phases:           "abocde",
 	}
 }
 
@@ -169,7 +172,7 @@ func (c Config) Validate() error {
 	check(c.Subscribers >= 1 && c.Subscribers <= 50000, "subscribers must be 1..50000")
 	check(c.Changes >= 1 && c.Changes <= 10000, "changes must be 1..10000")
 	check(c.ChangeTimeout > 0 && c.ChangeTimeout <= time.Minute, "change timeout must be in (0, 1m]")
-	check(strings.Trim(c.Phases, "abocdp") == "" && c.Phases != "", `phases must be letters of "abocdp"`)
+	check(strings.Trim(c.Phases, "abocdep") == "" && c.Phases != "", `phases must be letters of "abocdep"`)
 	check(strings.Contains(c.Phases, "a") || !strings.ContainsAny(c.Phases, "bo") || c.PacedRate > 0,
 		"phases b and o without a need a paced rate")
 	check(c.Sync == "" || c.Sync == "full" || c.Sync == "normal", "sync must be full or normal")
@@ -299,6 +302,17 @@ func runOutside(ctx context.Context, c *Config, rep *Report, db, dir string) (er
 			return fmt.Errorf("phase d: %w", err)
 		}
 		rep.FanOut = fo
+	}
+	if c.has('e') {
+		c.progress("(e) %d public subscribers of one handle: memory, then %d state changes (lastseend restarted)", c.Subscribers, c.Changes)
+		if err := svc.restart(); err != nil {
+			return fmt.Errorf("phase e: restart: %w", err)
+		}
+		p, err := runPublic(ctx, *c, svc, f)
+		if err != nil {
+			return fmt.Errorf("phase e: %w", err)
+		}
+		rep.Public = p
 	}
 	if err := svc.stop(); err != nil {
 		return fmt.Errorf("stop lastseend: %w", err)

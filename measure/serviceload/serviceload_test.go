@@ -58,7 +58,10 @@ func TestRunSmall(t *testing.T) {
 	if f := rep.FanOut; f == nil || f.Received != 3*30 || f.Missed != 0 || f.P99Ms <= 0 {
 		t.Fatalf("fan-out = %+v", f)
 	}
-	if len(rep.Targets) != 7 {
+	if p := rep.Public; p == nil || p.Idle.Streams != 30 || p.Idle.RSSTotal == 0 || p.FanOut == nil || p.FanOut.Received != 3*30 || p.FanOut.Missed != 0 || p.Addrs != 2 {
+		t.Fatalf("public = %+v, fan-out %+v", p, p.FanOut)
+	}
+	if len(rep.Targets) != 9 {
 		t.Fatalf("targets = %+v", rep.Targets)
 	}
 	if len(rep.Config.Changed) != 0 || rep.Config.Users < 150 {
@@ -69,7 +72,7 @@ func TestRunSmall(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.WriteText(&out)
-	for _, want := range []string{"as shipped", "(a) max throughput at 2 connections", "(a) max throughput at 4 connections", "(b) paced", "(o) flood", "(c) 30 idle SSE streams", "(d) 3 state changes", "targets"} {
+	for _, want := range []string{"as shipped", "(a) max throughput at 2 connections", "(a) max throughput at 4 connections", "(b) paced", "(o) flood", "(c) 30 idle SSE streams", "(d) 3 state changes", "(e) 30 public subscribers", "targets"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -110,7 +110,9 @@ type subscriber struct {
 
 // fanOut tracks which change is in flight and who has seen it.
 type fanOut struct {
-	// deviceKey is how the changing device appears in an event's data.
+	// event is the SSE event name that carries the changes; deviceKey is
+	// how the changing device (or its user) appears in an event's data.
+	event     string
 	deviceKey string
 
 	mu      sync.Mutex
@@ -127,7 +129,7 @@ type fanOut struct {
 // not by decoding the JSON: the subscribers share the CPU with the service,
 // and their own cost should weigh on the figures as little as possible.
 func (fo *fanOut) record(sub int, ev ssestream.Event, at time.Time) {
-	if ev.Event != "presence" || !strings.Contains(ev.Data, fo.deviceKey) {
+	if ev.Event != fo.event || !strings.Contains(ev.Data, fo.deviceKey) {
 		return
 	}
 	fo.mu.Lock()
@@ -170,7 +172,7 @@ func readEvents(sub int, body io.Reader, fo *fanOut) {
 // flip must reach every subscriber.
 func runFanOut(ctx context.Context, c Config, svc *lastseend, f *fleet) (*FanOutResult, error) {
 	dev := f.fan
-	fo := &fanOut{deviceKey: fmt.Sprintf(`"device_id":%d,`, dev.id), change: -1, seen: make([]int, c.Subscribers)}
+	fo := &fanOut{event: "presence", deviceKey: fmt.Sprintf(`"device_id":%d,`, dev.id), change: -1, seen: make([]int, c.Subscribers)}
 	for i := range fo.seen {
 		fo.seen[i] = -1
 	}
@@ -194,10 +196,15 @@ func runFanOut(ctx context.Context, c Config, svc *lastseend, f *fleet) (*FanOut
 		readers.Go(func() { readEvents(i, resp.Body, fo) })
 	}
 	settle()
+	return runChanges(ctx, c, svc, dev, fo, c.Subscribers)
+}
 
+// runChanges flips dev between active and idle c.Changes times; each flip
+// must reach all n subscribers reading into fo.
+func runChanges(ctx context.Context, c Config, svc *lastseend, dev *device, fo *fanOut, n int) (*FanOutResult, error) {
 	cl := newClient(svc.url, 1, true)
 	defer cl.close()
-	res := &FanOutResult{Subscribers: c.Subscribers, Changes: c.Changes}
+	res := &FanOutResult{Subscribers: n, Changes: c.Changes}
 	var commit []time.Duration
 	for k := range c.Changes {
 		if err := ctx.Err(); err != nil {
@@ -211,7 +218,7 @@ func runFanOut(ctx context.Context, c Config, svc *lastseend, f *fleet) (*FanOut
 		fo.change, fo.wantKey, fo.sent = k, statusKey(want), time.Now()
 		fo.lat = fo.lat[:0:0]
 		fo.done = make(chan struct{})
-		fo.pending.Store(int64(c.Subscribers))
+		fo.pending.Store(int64(n))
 		done := fo.done
 		sent := fo.sent
 		fo.mu.Unlock()

@@ -17,6 +17,7 @@
 //	lastseen-agent [--data-dir DIR] [--server URL --token TOKEN]
 //	               [--idle-after 5m] [--interval 30s] [--count-calls-and-media]
 //	               [--headless]
+//	lastseen-agent pair [--data-dir DIR] [--name NAME] URL
 package main
 
 import (
@@ -42,15 +43,18 @@ import (
 	"github.com/lastseen/lastseen/backend/agent"
 	"github.com/lastseen/lastseen/backend/agenthost"
 	"github.com/lastseen/lastseen/backend/autostart"
+	"github.com/lastseen/lastseen/backend/notify"
+	"github.com/lastseen/lastseen/internal/version"
 )
-
-// version is set by the build (-ldflags -X main.version=…).
-var version = "dev"
 
 // lockFile keeps a second agent off the same data dir.
 const lockFile = "agent.lock"
 
 var errAlreadyRunning = errors.New("already running for this data dir")
+
+// errShowVersion is ParseFlags' answer to --version: main prints the version
+// to standard output and exits 0.
+var errShowVersion = errors.New("show the version")
 
 // Flags is the agent's command line; every flag has a LASTSEEN_* twin.
 type Flags struct {
@@ -107,8 +111,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Fl
 		return f, err
 	}
 	if *showVersion {
-		fmt.Fprintln(stderr, "lastseen-agent", version)
-		return f, flag.ErrHelp
+		return f, errShowVersion
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -193,7 +196,17 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "pair" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := pairMain(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, pairDeps{})
+		stop()
+		os.Exit(code)
+	}
 	f, err := ParseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, errShowVersion) {
+		fmt.Println("lastseen-agent", version.String())
+		os.Exit(0)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -209,7 +222,10 @@ func main() {
 	// xgb logs through its own global logger; the agent speaks through slog.
 	xgb.Logger = stdlog.New(io.Discard, "", 0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Windows ends a session with window messages, not signals.
+	ctx, stopped := onSessionEnd(ctx, log)
 	err = run(ctx, f, log)
+	stopped() // the final beat is out: a session end may go on
 	stop()
 	switch {
 	case errors.Is(err, errAlreadyRunning):
@@ -257,8 +273,8 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 		IdleAfter: f.IdleAfter, Interval: f.Interval, CountCallsAndMedia: f.CountCallsAndMedia,
 		Idle: idle, IdleName: idleName, IdleOrder: idleOrder, Events: events, LockName: lockName,
 		Signals: signals, SignalName: signalName,
-		Login: autostart.Item{}, LoginArgs: loginArgs,
-		Version: version, Logger: log,
+		Login: autostart.Item{}, LoginArgs: loginArgs, Notifications: notify.Desktop(),
+		Version: version.String(), Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start: %w", err)
@@ -277,7 +293,9 @@ func run(ctx context.Context, f Flags, log *slog.Logger) error {
 		quit() // a host that stopped on its own takes the tray with it
 	}()
 	if !f.Headless {
-		h.OfferLoginItem(ctx)
+		if !loginChosenAtInstall() {
+			h.OfferLoginItem(ctx)
+		}
 		// The tray holds the main goroutine (macOS draws menus only there).
 		if err := tray.RunAgent(ctx, h, tray.AgentOptions{DataDir: f.DataDir, Quit: quit, Logger: log}); err != nil {
 			log.Warn("tray", "err", err)

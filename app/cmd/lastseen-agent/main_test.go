@@ -63,6 +63,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "interval too long", args: []string{"--interval", "1h"}, getenv: noEnv, err: "--interval"},
 		{name: "stray argument", args: []string{"serve"}, getenv: noEnv, err: "unexpected argument"},
 		{name: "unknown flag", args: []string{"--nope"}, getenv: noEnv, err: "not defined"},
+		{name: "version", args: []string{"--version"}, getenv: noEnv, err: errShowVersion.Error()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

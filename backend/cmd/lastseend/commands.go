@@ -46,10 +46,13 @@ type adminInput struct {
 	name   string
 	tz     string
 	public bool
-	given  map[string]bool // which of them were given (flag or env)
+	// makeAdmin is user invite's --admin.
+	makeAdmin bool
+	given     map[string]bool // which of them were given (flag or env)
 }
 
 var commands = map[string]command{
+	"healthcheck": healthcheckCommand,
 	"serve": {
 		name: "serve", summary: "Run the presence service.",
 	},
@@ -150,7 +153,7 @@ func findCommand(args []string) (command, []string, error) {
 		return commands["help"], args[1:], nil
 	case "-version", "--version":
 		return commands["version"], args[1:], nil
-	case "user", "device":
+	case "user", "device", "token":
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 			return command{}, nil, fmt.Errorf("%s needs a subcommand (%s)", args[0], subcommands(args[0]))
 		}
@@ -168,8 +171,11 @@ func findCommand(args []string) (command, []string, error) {
 }
 
 func subcommands(group string) string {
-	if group == "user" {
-		return "add, list, set"
+	switch group {
+	case "user":
+		return "add, list, set, invite, reset-password, disable, enable"
+	case "token":
+		return "list, add, revoke"
 	}
 	return "add, list, revoke"
 }
@@ -222,11 +228,20 @@ Usage:
   lastseend user add HANDLE [--name NAME]           prints the user's token
   lastseend user list
   lastseend user set HANDLE [--public=true|false] [--tz Europe/Paris] [--name NAME]
+  lastseend user invite HANDLE [--name NAME] [--admin] [--base-url URL]
+                                                     prints a one-time sign-up link
+  lastseend user reset-password HANDLE [--base-url URL]
+                                                     prints a one-time password reset link
+  lastseend user disable HANDLE / user enable HANDLE
+  lastseend token list HANDLE
+  lastseend token add HANDLE NAME                    prints a named API token
+  lastseend token revoke HANDLE ID
   lastseend device add HANDLE DEVICE-NAME            prints the device's token
   lastseend device list HANDLE
   lastseend device revoke HANDLE DEVICE-ID
   lastseend backup FILE                               a consistent copy, while serve runs
   lastseend restore FILE                              with serve stopped
+  lastseend healthcheck [--url URL]                   exit 0 when serve answers /healthz
   lastseend version
   lastseend help [COMMAND]
 
@@ -281,15 +296,15 @@ func runUserList(ctx context.Context, m *Main, s presence.Store, _ []string) err
 		byID[p.User.ID] = p
 	}
 	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "HANDLE\tNAME\tTZ\tPUBLIC\tSTATUS\tDEVICES\tLAST SEEN")
+	fmt.Fprintln(w, "HANDLE\tNAME\tTZ\tPUBLIC\tSTATUS\tDEVICES\tLAST SEEN\tACCOUNT")
 	for _, u := range users {
 		p, ok := byID[u.ID]
 		status := presence.Offline
 		if ok {
 			status = p.Status
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", u.Handle, dash(u.Name), dash(u.TZ),
-			yesNo(u.Public), status, len(p.Devices), timeOrDash(p.LastSeen))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", u.Handle, dash(u.Name), dash(u.TZ),
+			yesNo(u.Public), status, len(p.Devices), timeOrDash(p.LastSeen), accountOf(u))
 	}
 	return w.Flush()
 }

@@ -52,6 +52,10 @@ type Config struct {
 	// ago than this, at start and daily; zero keeps everything.
 	Retain time.Duration
 
+	// BaseURL is the service's public address, which one-time links and
+	// pairing answers point to; empty: serve derives it from each request.
+	BaseURL string
+
 	// Sync is the SQLite store's synchronous level, "full" (every group
 	// commit fsynced: a 200 survives a power cut) or "normal" (fsync at
 	// checkpoints: a 200 survives kill -9 only). PostgreSQL ignores it.
@@ -102,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if s := strings.ToLower(c.Sync); s != "full" && s != "normal" {
 		return fmt.Errorf("--sync must be full or normal, not %q", c.Sync)
+	}
+	if err := validateBaseURL(c.BaseURL); err != nil {
+		return err
 	}
 	if c.Retain != 0 && c.Retain < minRetain {
 		return fmt.Errorf("--retain must be 0 (keep everything) or at least %s, such as 90d", minRetain)
@@ -195,6 +202,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop waits for requests in flight")
 	c.Caps.flags(fs)
 	fs.StringVar(&c.Sync, "sync", c.Sync, "SQLite durability: `full` fsyncs every commit (a 200 survives a power cut), normal only at checkpoints (survives kill -9)")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "the service's public `URL` (https://presence.example.com) for links and pairing; empty derives it from each request (X-Forwarded-Proto/Host behind a proxy)")
 	fs.Var(retainValue{&c.Retain}, "retain", "delete spans that ended longer ago than this `period` (90d, 2160h), daily; 0 keeps everything")
 }
 

@@ -18,6 +18,10 @@ type Caps struct {
 	// per user; MaxStreams is lowered to three quarters of the connection
 	// cap if above it, so streams never take every connection.
 	MaxStreams, MaxStreamsPerUser int
+	// MaxPublicStreamsPerAddr caps the public status streams one client
+	// address holds open (behind a reverse proxy, every client shares
+	// the proxy's address).
+	MaxPublicStreamsPerAddr int
 	// MaxDevicesPerUser caps the devices a user may add through the API
 	// (the command line, an administrator's tool, is not capped).
 	MaxDevicesPerUser int
@@ -28,10 +32,11 @@ type Caps struct {
 // DefaultCaps are httpapi's defaults, with the connection cap derived.
 func DefaultCaps() Caps {
 	return Caps{
-		MaxStreams:        httpapi.DefaultMaxStreams,
-		MaxStreamsPerUser: httpapi.DefaultMaxStreamsPerUser,
-		MaxDevicesPerUser: httpapi.DefaultMaxDevicesPerUser,
-		FailedAuthRate:    httpapi.DefaultFailedAuthRate,
+		MaxStreams:              httpapi.DefaultMaxStreams,
+		MaxStreamsPerUser:       httpapi.DefaultMaxStreamsPerUser,
+		MaxPublicStreamsPerAddr: httpapi.DefaultMaxPublicStreamsPerAddr,
+		MaxDevicesPerUser:       httpapi.DefaultMaxDevicesPerUser,
+		FailedAuthRate:          httpapi.DefaultFailedAuthRate,
 	}
 }
 
@@ -39,6 +44,7 @@ func (l *Caps) flags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxConns, "max-conns", l.MaxConns, "most open `connections`, streams included; 0 derives it from the descriptor limit (ulimit -n)")
 	fs.IntVar(&l.MaxStreams, "max-streams", l.MaxStreams, "most open event `streams` in all")
 	fs.IntVar(&l.MaxStreamsPerUser, "max-streams-per-user", l.MaxStreamsPerUser, "most open event `streams` per user, over all their tokens")
+	fs.IntVar(&l.MaxPublicStreamsPerAddr, "max-public-streams-per-addr", l.MaxPublicStreamsPerAddr, "most open public status `streams` per client address (IPv6: per /64); raise it behind a reverse proxy")
 	fs.IntVar(&l.MaxDevicesPerUser, "max-devices-per-user", l.MaxDevicesPerUser, "most `devices` a user may add through the API")
 	fs.Var(rateValue{&l.FailedAuthRate}, "auth-fail-rate", "failed sign-ins allowed per client address (IPv6: per /64), as `PER_SECOND/BURST`")
 }
@@ -47,8 +53,8 @@ func (l Caps) validate() error {
 	switch {
 	case l.MaxConns < 0:
 		return errors.New("--max-conns must be 0 (derived) or positive")
-	case l.MaxStreams < 1 || l.MaxStreamsPerUser < 1 || l.MaxDevicesPerUser < 1:
-		return errors.New("--max-streams, --max-streams-per-user and --max-devices-per-user must be positive")
+	case l.MaxStreams < 1 || l.MaxStreamsPerUser < 1 || l.MaxDevicesPerUser < 1 || l.MaxPublicStreamsPerAddr < 1:
+		return errors.New("--max-streams, --max-streams-per-user, --max-public-streams-per-addr and --max-devices-per-user must be positive")
 	case l.FailedAuthRate.PerSecond <= 0 || l.FailedAuthRate.Burst < 1:
 		return errors.New("--auth-fail-rate must be a positive rate with a burst of at least 1")
 	}

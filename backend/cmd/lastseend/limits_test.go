@@ -92,11 +92,12 @@ func TestServeCapsFlags(t *testing.T) {
 	if err := m.ParseFlags(context.Background(), []string{"serve", "--max-streams-per-user", "5"}); err != nil {
 		t.Fatal(err)
 	}
-	want := Caps{MaxConns: 100, MaxStreams: 50, MaxStreamsPerUser: 5, MaxDevicesPerUser: 7, FailedAuthRate: httpapi.Rate{PerSecond: 2, Burst: 10}}
+	want := Caps{MaxConns: 100, MaxStreams: 50, MaxStreamsPerUser: 5, MaxDevicesPerUser: 7, FailedAuthRate: httpapi.Rate{PerSecond: 2, Burst: 10},
+		MaxPublicStreamsPerAddr: httpapi.DefaultMaxPublicStreamsPerAddr}
 	if m.Config.Caps != want {
 		t.Errorf("caps %+v, want %+v", m.Config.Caps, want)
 	}
-	for _, bad := range []string{"--max-conns=-1", "--max-streams=0", "--max-streams-per-user=0", "--max-devices-per-user=0", "--auth-fail-rate=0/1"} {
+	for _, bad := range []string{"--max-conns=-1", "--max-streams=0", "--max-streams-per-user=0", "--max-devices-per-user=0", "--auth-fail-rate=0/1", "--max-public-streams-per-addr=0"} {
 		m := NewMain()
 		m.Stdout, m.Stderr, m.LookupEnv = io.Discard, io.Discard, noEnv
 		if err := m.ParseFlags(context.Background(), []string{"serve", bad}); err == nil {

@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/lastseen/lastseen/backend/httpapi"
 	"github.com/lastseen/lastseen/backend/presence"
 	"github.com/lastseen/lastseen/frontend"
+	"github.com/lastseen/lastseen/internal/version"
 )
 
 func main() {
@@ -59,9 +59,10 @@ type Main struct {
 	// Now is the clock of the store and the handler.
 	Now func() time.Time
 
-	cmd   command
-	args  []string // the command's positional arguments
-	admin adminInput
+	cmd    command
+	args   []string // the command's positional arguments
+	admin  adminInput
+	health healthInput
 
 	logger *slog.Logger
 
@@ -188,7 +189,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: m.Config.LogLevel}))
 	if m.cmd.name == "version" {
-		fmt.Fprintln(m.Stdout, "lastseend", Version())
+		fmt.Fprintln(m.Stdout, "lastseend", version.String())
 		return nil
 	}
 	if m.cmd.name == "serve" {
@@ -224,19 +225,21 @@ func (m *Main) serve(ctx context.Context) error {
 		m.logger.Warn("--max-conns is above what the descriptor limit leaves; lowered", "max_conns", caps.conns, "descriptor_limit", caps.fdLimit)
 	}
 	handler, err := httpapi.New(httpapi.Config{
-		Store:             store,
-		Hub:               hub,
-		Metrics:           metrics,
-		Logger:            m.logger,
-		Now:               m.Now,
-		Limits:            presence.DefaultLimits,
-		Frontend:          frontend.Dist(),
-		UserRate:          c.UserRate,
-		DeviceRate:        c.DeviceRate,
-		FailedAuthRate:    c.Caps.FailedAuthRate,
-		MaxStreams:        caps.streams,
-		MaxStreamsPerUser: c.Caps.MaxStreamsPerUser,
-		MaxDevicesPerUser: c.Caps.MaxDevicesPerUser,
+		Store:                   store,
+		Hub:                     hub,
+		Metrics:                 metrics,
+		Logger:                  m.logger,
+		Now:                     m.Now,
+		Limits:                  presence.DefaultLimits,
+		Frontend:                frontend.Dist(),
+		UserRate:                c.UserRate,
+		DeviceRate:              c.DeviceRate,
+		FailedAuthRate:          c.Caps.FailedAuthRate,
+		MaxStreams:              caps.streams,
+		MaxStreamsPerUser:       c.Caps.MaxStreamsPerUser,
+		MaxDevicesPerUser:       c.Caps.MaxDevicesPerUser,
+		MaxPublicStreamsPerAddr: c.Caps.MaxPublicStreamsPerAddr,
+		BaseURL:                 c.BaseURL,
 	})
 	if err != nil {
 		return fmt.Errorf("build handler: %w", err)
@@ -288,7 +291,7 @@ func (m *Main) serve(ctx context.Context) error {
 		}
 	}()
 	m.logger.Info("listening",
-		"url", m.URL(), "db", c.RedactedDB(), "version", Version(),
+		"url", m.URL(), "db", c.RedactedDB(), "version", version.String(),
 		"interval", c.Pulse.Interval.String(), "grace", c.Pulse.Grace.String(),
 		"max_conns", caps.conns, "max_streams", caps.streams)
 	m.stopPruning = m.startPruning()
@@ -339,38 +342,4 @@ func (m *Main) Close() error {
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
-}
-
-// version is set by the build (-ldflags -X main.version=…); without it the
-// module's build info is used.
-var version string
-
-// Version is the module version and VCS revision the binary was built from.
-func Version() string {
-	if version != "" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	var rev, modified string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				modified = "+dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" {
-		v += " (" + rev + modified + ")"
-	}
-	return v + " " + info.GoVersion
 }

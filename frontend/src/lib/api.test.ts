@@ -303,3 +303,137 @@ describe('browserStream', () => {
     expect(FakeES.all).toHaveLength(2);
   });
 });
+
+describe('people endpoints', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('signs in with a handle and password and carries Retry-After on a 429', async () => {
+    const seen: [string, RequestInit | undefined][] = [];
+    vi.stubGlobal('location', { origin: 'http://svc' });
+    vi.stubGlobal('fetch', async (path: string, init?: RequestInit) => {
+      seen.push([path, init]);
+      return new Response('{"error":{"code":"rate_limited","message":"too many failed sign-ins"}}', {
+        status: 429,
+        headers: { 'Retry-After': '17', 'Content-Type': 'application/json' },
+      });
+    });
+    const err = await new Api(browserTransport()).loginPassword('ada', 'pw 1234!').catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 429, code: 'rate_limited', retryAfterS: 17 });
+    expect(seen[0][0]).toBe('/api/v1/login');
+    expect(seen[0][1]).toMatchObject({ method: 'POST', credentials: 'same-origin' });
+    expect(JSON.parse(String(seen[0][1]?.body))).toEqual({ handle: 'ada', password: 'pw 1234!' });
+  });
+
+  it('has no wait for an answer without Retry-After', async () => {
+    const err = await new Api(fixed({ status: 401, body: '{"error":{"code":"unauthorized","message":"wrong handle or password"}}' }))
+      .loginPassword('ada', 'x')
+      .catch((e) => e);
+    expect(err).toMatchObject({ status: 401, retryAfterS: null });
+  });
+
+  it('sends each request to its route with its body', async () => {
+    const seen: string[] = [];
+    const api = new Api(fixed({ status: 200, body: '' }, seen));
+    await api.changePassword('old password', 'new password');
+    await api.changePassword('', 'first password');
+    await api.endSession(7);
+    await api.revokeToken('a1b2/c3');
+    await api.createToken('backup');
+    await api.peekLink('ls_inv_x');
+    await api.redeemLink('ls_inv_x', 'pw12345678', 'Grace', 'Europe/Paris');
+    await api.redeemLink('ls_inv_y', 'pw12345678');
+    await api.updatePerson('grace', { disabled: true });
+    await api.endPersonSessions('grace');
+    await api.resetLink('grace');
+    await api.createInvite('grace', '', true);
+    await api.revokeInvite(3);
+    await api.pairRequest('BDFGHJKL');
+    await api.decidePair('BDFGHJKL', false);
+    await api.logout();
+    expect(seen).toEqual([
+      'PUT /api/v1/me/password {"current":"old password","new":"new password"}',
+      'PUT /api/v1/me/password {"new":"first password"}',
+      'DELETE /api/v1/me/sessions/7 ',
+      'DELETE /api/v1/me/tokens/a1b2%2Fc3 ',
+      'POST /api/v1/me/tokens {"name":"backup"}',
+      'POST /api/v1/links/peek {"secret":"ls_inv_x"}',
+      'POST /api/v1/links/redeem {"secret":"ls_inv_x","password":"pw12345678","name":"Grace","tz":"Europe/Paris"}',
+      'POST /api/v1/links/redeem {"secret":"ls_inv_y","password":"pw12345678"}',
+      'PATCH /api/v1/people/grace {"disabled":true}',
+      'DELETE /api/v1/people/grace/sessions ',
+      'POST /api/v1/people/grace/reset ',
+      'POST /api/v1/invites {"handle":"grace","admin":true}',
+      'DELETE /api/v1/invites/3 ',
+      'GET /api/v1/pair/BDFGHJKL ',
+      'POST /api/v1/pair/BDFGHJKL {"approve":false}',
+      'POST /api/v1/logout ',
+    ]);
+  });
+
+  it('reads lists, null as empty', async () => {
+    const api = new Api(fixed({ status: 200, body: 'null' }));
+    expect(await api.mySessions()).toEqual([]);
+    expect(await api.myTokens()).toEqual([]);
+    expect(await api.people()).toEqual([]);
+    expect(await api.invites()).toEqual([]);
+  });
+
+  it('drives the agent pairing through the window bridge', async () => {
+    const calls: string[] = [];
+    const t = windowTransport(
+      {
+        Request: async (m, p, b) => {
+          calls.push(`${m} ${p} ${b}`);
+          return { status: 200, body: m === 'DELETE' ? '' : '{"state":"pending","user_code":"BDFGHJKL"}' };
+        },
+      },
+      { EventsOn: () => () => {} },
+    );
+    const api = new Api(t);
+    await api.startPairing('https://ls.example.org');
+    expect((await api.pairingStatus()).user_code).toBe('BDFGHJKL');
+    await api.cancelPairing();
+    expect(calls).toEqual(['POST /local/v1/pair {"url":"https://ls.example.org"}', 'GET /local/v1/pair ', 'DELETE /local/v1/pair ']);
+  });
+
+  it('opens pages with the window runtime where it can, else in a new tab', () => {
+    const opened: string[] = [];
+    const bridge = { Request: async () => ({ status: 200, body: '' }) };
+    new Api(windowTransport(bridge, { EventsOn: () => {}, BrowserOpenURL: (u) => opened.push(`runtime ${u}`) })).openURL('https://x/pair?code=B');
+    vi.stubGlobal('window', { open: (u: string, target: string) => opened.push(`open ${u} ${target}`) });
+    new Api(windowTransport(bridge, { EventsOn: () => {} })).openURL('https://y/pair');
+    expect(opened).toEqual(['runtime https://x/pair?code=B', 'open https://y/pair _blank']);
+  });
+});
+
+describe('stats, watches and the public status', () => {
+  it('asks the stats in the user zone unless one is chosen, and the table with its sort and page', async () => {
+    const seen: string[] = [];
+    const api = new Api(fixed({ status: 200, body: '{}' }, seen));
+    await api.statsSummary('2026-11-01', '2026-11-30');
+    await api.statsSummary('2026-11-01', '2026-11-30', 'Asia/Tokyo');
+    await api.statsSessions({ from: '2026-11-01', to: '2026-11-30', sort: 'duration', order: 'desc', limit: 20, offset: 40 });
+    expect(seen).toEqual([
+      'GET /api/v1/stats/summary?from=2026-11-01&to=2026-11-30 ',
+      'GET /api/v1/stats/summary?from=2026-11-01&to=2026-11-30&tz=Asia%2FTokyo ',
+      'GET /api/v1/stats/sessions?from=2026-11-01&to=2026-11-30&sort=duration&order=desc&limit=20&offset=40 ',
+    ]);
+  });
+  it('lists, sets and clears watches by handle', async () => {
+    const seen: string[] = [];
+    const api = new Api(fixed({ status: 200, body: '{"watches":null}' }, seen));
+    expect(await api.watches()).toEqual([]);
+    await api.watch('grace');
+    await api.unwatch('grace');
+    expect(seen).toEqual(['GET /api/v1/watches ', 'PUT /api/v1/watches/grace ', 'DELETE /api/v1/watches/grace ']);
+  });
+  it('reads the public status afresh each time, and sends the level', async () => {
+    const seen: string[] = [];
+    const api = new Api(fixed({ status: 200, body: '{"handle":"ada","online":true}' }, seen));
+    await api.publicStatus('ada');
+    await api.updateMe({ public_detail: 'state' });
+    expect(seen[0]).toMatch(/^GET \/api\/v1\/public\/ada\?fresh=[0-9a-z]+ $/);
+    expect(seen[1]).toBe('PATCH /api/v1/me {"public_detail":"state"}');
+  });
+});

@@ -7,19 +7,39 @@
 
 import { decodeEvent } from './events';
 import { stateLabel } from './format';
+import { parseRetryAfter } from './retryafter';
 import { attachmentName, exportPath, exportType, importPath, type ExportFormat, type ImportResult, type ImportTarget } from './portable';
 import type {
+  ApiToken,
   Connection,
   DayTotal,
   DeviceView,
   Diagnostics,
+  Invite,
+  LinkPeek,
+  LinkURL,
   LiveEvent,
+  LocalPairStart,
+  LocalPairStatus,
   LocalSettings,
   LocalStatus,
   Me,
   Mode,
+  NewApiToken,
   NewDevice,
+  NewInvite,
+  PairDecision,
+  PairRequest,
+  Person,
+  PublicDetail,
+  PublicStatus,
   Session,
+  SessionSort,
+  SortOrder,
+  StatsSessionsPage,
+  StatsSummary,
+  Watch,
+  UserSession,
   ServiceTest,
   State,
   UserPresence,
@@ -35,17 +55,22 @@ import type {
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  /** Seconds to wait before trying again, from a 429's Retry-After; null when not said. */
+  readonly retryAfterS: number | null;
+  constructor(status: number, code: string, message: string, retryAfterS: number | null = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.retryAfterS = retryAfterS;
   }
 }
 
 export interface RawResponse {
   status: number;
   body: string;
+  /** The Retry-After header, where the transport sees headers (the browser's). */
+  retryAfter?: string | null;
 }
 
 /** A file the service sends (an export): its bytes, and the name and type its headers give ('' where they do not arrive). */
@@ -83,6 +108,8 @@ export interface Transport {
    * is nowhere to show it.
    */
   showState?(s: State | null, why?: Why): void;
+  /** Opens a web page in the user's browser, where the host has its own way (the window). */
+  openURL?(url: string): void;
 }
 
 // ---------------------------------------------------------------- browser
@@ -200,7 +227,7 @@ export function browserTransport(): Transport {
       } catch (err) {
         throw new ApiError(0, 'unavailable', `cannot reach the service: ${(err as Error).message}`);
       }
-      return { status: res.status, body: await res.text() };
+      return { status: res.status, body: await res.text(), retryAfter: res.headers.get('Retry-After') };
     },
     async file(path) {
       let res: Response;
@@ -232,6 +259,8 @@ interface WailsRuntime {
   EventsOn(name: string, cb: (...data: unknown[]) => void): (() => void) | void;
   EventsOff?(name: string, ...more: string[]): void;
   WindowSetTitle?(title: string): void;
+  /** Opens a URL in the system's default browser (Wails runtime). */
+  BrowserOpenURL?(url: string): void;
 }
 
 declare global {
@@ -279,6 +308,7 @@ export function windowTransport(bridge: WailsBridge, runtime: WailsRuntime | und
       runtime.WindowSetTitle(next);
     },
     request,
+    openURL: runtime?.BrowserOpenURL ? (url) => runtime.BrowserOpenURL!(url) : undefined,
     async file(path) {
       // Only the body crosses the bridge: no headers, so no name or type,
       // and an answer is at most what the bridge holds in memory (16 MiB).
@@ -361,7 +391,7 @@ export class Api {
         if (r.status < 400) throw new ApiError(r.status, 'invalid', `${method} ${path}: the answer is not JSON`);
       }
     }
-    if (r.status >= 400 || r.status === 0) throw failure(method, path, r.status, r.body, parsed);
+    if (r.status >= 400 || r.status === 0) throw failure(method, path, r.status, r.body, parsed, r.retryAfter);
     return parsed as T;
   }
 
@@ -388,13 +418,23 @@ export class Api {
     return this.t.subscribe(h);
   }
 
+  /**
+   * Opens a web page in the user's browser: the window's own way where it
+   * has one (the page must not replace the dashboard), else a new tab.
+   */
+  openURL(url: string): void {
+    if (this.t.openURL) this.t.openURL(url);
+    else window.open(url, '_blank', 'noopener');
+  }
+
   /** Shows the user's own state where the host can (see Transport.showState). */
   showState(s: State | null, why?: Why): void {
     this.t.showState?.(s, why);
   }
 
   me = () => this.call<Me>('GET', '/api/v1/me');
-  updateMe = (patch: Partial<Pick<Me, 'name' | 'tz' | 'public'>>) => this.call<Me>('PATCH', '/api/v1/me', patch);
+  updateMe = (patch: Partial<Pick<Me, 'name' | 'tz' | 'public'>> & { public_detail?: PublicDetail }) =>
+    this.call<Me>('PATCH', '/api/v1/me', patch);
   presence = async () => (await this.call<{ users: UserPresence[] | null }>('GET', '/api/v1/presence')).users ?? [];
 
   /** Spans in [from, to) of the given states (all three visible ones by default), oldest first. */
@@ -410,6 +450,30 @@ export class Api {
   statsDaily = async (from: string, to: string, tz: string) =>
     (await this.call<{ days: DayTotal[] | null }>('GET', `/api/v1/stats/daily${qs({ from, to, tz })}`)).days ?? [];
 
+  /**
+   * The stats of the calendar dates from..to (inclusive, YYYY-MM-DD): in tz
+   * when given, else in the user's own zone (the service's default).
+   */
+  statsSummary = (from: string, to: string, tz?: string) =>
+    this.call<StatsSummary>('GET', `/api/v1/stats/summary${qs({ from, to, tz })}`);
+
+  /** One page of the sessions table of from..to. */
+  statsSessions = (q: { from: string; to: string; tz?: string; device?: number; sort?: SessionSort; order?: SortOrder; limit?: number; offset?: number }) =>
+    this.call<StatsSessionsPage>('GET', `/api/v1/stats/sessions${qs(q)}`);
+
+  // "Tell me when they come online": the user's watch list.
+  watches = async () => (await this.call<{ watches: Watch[] | null }>('GET', '/api/v1/watches')).watches ?? [];
+  watch = (handle: string) => this.call<Watch>('PUT', `/api/v1/watches/${encodeURIComponent(handle)}`);
+  unwatch = (handle: string) => this.call<unknown>('DELETE', `/api/v1/watches/${encodeURIComponent(handle)}`);
+
+  /**
+   * A user's public status exactly as anyone may read it (404 when not
+   * public). The answer may be cached for 15 s, so each read asks afresh:
+   * a preview must show the level just chosen, not the one before.
+   */
+  publicStatus = (handle: string) =>
+    this.call<PublicStatus>('GET', `/api/v1/public/${encodeURIComponent(handle)}?fresh=${Date.now().toString(36)}`);
+
   devices = async () => (await this.call<{ devices: DeviceView[] | null }>('GET', '/api/v1/devices')).devices ?? [];
   addDevice = (name: string) => this.call<NewDevice>('POST', '/api/v1/devices', { name });
   revokeDevice = (id: number) => this.call<unknown>('DELETE', `/api/v1/devices/${id}`);
@@ -422,15 +486,47 @@ export class Api {
   /** Sends a Lastseen or ActivityWatch export, as picked, into the user's history. */
   importFile = (file: Blob, target: ImportTarget) => this.send<ImportResult>('POST', importPath(target), file);
 
-  login = (token: string) => this.call<unknown>('POST', '/api/v1/login', { token });
+  /** Signs in with a user token (the API-token path of the sign-in page). */
+  login = (token: string) => this.call<Me>('POST', '/api/v1/login', { token });
+  /** Signs in with a handle and password; a 429 carries how long to wait (ApiError.retryAfterS). */
+  loginPassword = (handle: string, password: string) => this.call<Me>('POST', '/api/v1/login', { handle, password });
   logout = () => this.call<unknown>('POST', '/api/v1/logout');
+
+  // The signed-in user's password, browsers and API tokens (a user credential only).
+  changePassword = (current: string, next: string) =>
+    this.call<unknown>('PUT', '/api/v1/me/password', current ? { current, new: next } : { new: next });
+  mySessions = async () => (await this.call<UserSession[] | null>('GET', '/api/v1/me/sessions')) ?? [];
+  endSession = (id: number) => this.call<unknown>('DELETE', `/api/v1/me/sessions/${encodeURIComponent(String(id))}`);
+  myTokens = async () => (await this.call<ApiToken[] | null>('GET', '/api/v1/me/tokens')) ?? [];
+  createToken = (name: string) => this.call<NewApiToken>('POST', '/api/v1/me/tokens', { name });
+  revokeToken = (id: string) => this.call<unknown>('DELETE', `/api/v1/me/tokens/${encodeURIComponent(id)}`);
+
+  // One-time links (invites and password resets): the secret travels in the body only.
+  peekLink = (secret: string) => this.call<LinkPeek>('POST', '/api/v1/links/peek', { secret });
+  redeemLink = (secret: string, password: string, name?: string, tz?: string) =>
+    this.call<Me>('POST', '/api/v1/links/redeem', { secret, password, ...(name !== undefined ? { name } : {}), ...(tz !== undefined ? { tz } : {}) });
+
+  // Admins: people and invites.
+  people = async () => (await this.call<Person[] | null>('GET', '/api/v1/people')) ?? [];
+  updatePerson = (handle: string, patch: { disabled?: boolean; admin?: boolean }) =>
+    this.call<Person>('PATCH', `/api/v1/people/${encodeURIComponent(handle)}`, patch);
+  endPersonSessions = (handle: string) => this.call<{ ended: number }>('DELETE', `/api/v1/people/${encodeURIComponent(handle)}/sessions`);
+  resetLink = (handle: string) => this.call<LinkURL>('POST', `/api/v1/people/${encodeURIComponent(handle)}/reset`);
+  invites = async () => (await this.call<Invite[] | null>('GET', '/api/v1/invites')) ?? [];
+  createInvite = (handle: string, name: string, admin: boolean) =>
+    this.call<NewInvite>('POST', '/api/v1/invites', { handle, ...(name ? { name } : {}), admin });
+  revokeInvite = (id: number) => this.call<unknown>('DELETE', `/api/v1/invites/${encodeURIComponent(String(id))}`);
+
+  // Approving a device that asks to pair (code in canonical form, BDFGHJKL).
+  pairRequest = (code: string) => this.call<PairRequest>('GET', `/api/v1/pair/${encodeURIComponent(code)}`);
+  decidePair = (code: string, approve: boolean) => this.call<PairDecision>('POST', `/api/v1/pair/${encodeURIComponent(code)}`, { approve });
 
   // The agent's local controls (window only).
   localStatus = () => this.call<LocalStatus>('GET', '/local/v1/status');
   setMode = (mode: Mode, opts: { for_s?: number; until?: 'tomorrow' } = {}) =>
     this.call<LocalStatus>('PUT', '/local/v1/mode', { mode, ...opts });
   settings = () => this.call<LocalSettings>('GET', '/local/v1/settings');
-  putSettings = (s: Partial<Pick<LocalSettings, 'idle_after_s' | 'interval_s' | 'start_at_login' | 'count_calls_and_media'>>) =>
+  putSettings = (s: Partial<Pick<LocalSettings, 'idle_after_s' | 'interval_s' | 'start_at_login' | 'count_calls_and_media' | 'notifications'>>) =>
     this.call<LocalSettings>('PUT', '/local/v1/settings', s);
   testService = (server_url: string, token: string) =>
     this.call<ServiceTest>('POST', '/local/v1/service/test', { server_url, token });
@@ -444,15 +540,20 @@ export class Api {
       )
     ).sessions ?? [];
   diagnostics = () => this.call<Diagnostics>('GET', '/local/v1/diagnostics');
+  /** Starts pairing this computer with a server: the code to approve there. */
+  startPairing = (url: string) => this.call<LocalPairStart>('POST', '/local/v1/pair', { url });
+  pairingStatus = () => this.call<LocalPairStatus>('GET', '/local/v1/pair');
+  cancelPairing = () => this.call<unknown>('DELETE', '/local/v1/pair');
 }
 
 /** The ApiError for a failed answer: the error envelope's code and message, else the status and the start of the text. */
-function failure(method: string, path: string, status: number, body: string, parsed: unknown): ApiError {
+function failure(method: string, path: string, status: number, body: string, parsed: unknown, retryAfter?: string | null): ApiError {
   const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
   return new ApiError(
     status,
     e?.code ?? 'http',
     e?.message ?? `${method} ${path} failed with HTTP ${status}${body && !parsed ? `: ${body.slice(0, 200)}` : ''}`,
+    parseRetryAfter(retryAfter),
   );
 }
 

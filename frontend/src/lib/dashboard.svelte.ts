@@ -147,6 +147,20 @@ export class Dashboard {
 
   async signIn(token: string): Promise<void> {
     await this.api.login(token.trim());
+    await this.signedIn();
+  }
+
+  /** Signs in with a handle and password. */
+  async signInPassword(handle: string, password: string): Promise<void> {
+    await this.api.loginPassword(handle.trim().replace(/^@/, ''), password);
+    await this.signedIn();
+  }
+
+  /** Loads everything for a browser that has just been signed in (by a form or a one-time link). */
+  async signedIn(): Promise<void> {
+    // Another user may have been signed in here (a link opened in a signed-in
+    // browser): nothing of theirs stays, and the stream reopens as the new one.
+    if (this.me || this.#stopStream) this.#signedOut();
     this.phase = 'loading';
     await this.load();
   }

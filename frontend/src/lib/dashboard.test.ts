@@ -153,3 +153,43 @@ describe('Dashboard', () => {
     expect(d.error).toBe('database is locked');
   });
 });
+
+describe('Dashboard sign-in', () => {
+  it('signs in by handle and password, trimmed and without a leading @, then loads', async () => {
+    const sent: string[] = [];
+    let signedIn = false;
+    const t: Transport = {
+      local: false,
+      session: true,
+      origin: 'http://svc',
+      request: async (m, path, body) => {
+        sent.push(`${m} ${path.split('?')[0]} ${body ?? ''}`);
+        if (path === '/api/v1/login') {
+          signedIn = true;
+          return { status: 200, body: JSON.stringify(me) };
+        }
+        if (path === '/api/v1/logout') {
+          signedIn = false;
+          return { status: 204, body: '' };
+        }
+        if (!signedIn) return { status: 401, body: '{"error":{"code":"unauthorized","message":"sign in"}}' };
+        if (path === '/api/v1/me') return { status: 200, body: JSON.stringify(me) };
+        if (path === '/api/v1/presence') return { status: 200, body: JSON.stringify(snapshot) };
+        return { status: 200, body: '{"sessions":[]}' };
+      },
+      file: (path) => Promise.reject(new Error(`unexpected file ${path}`)),
+      subscribe: () => () => {},
+    };
+    const d = new Dashboard(new Api(t));
+    await d.load();
+    expect(d.phase).toBe('signed-out');
+    await d.signInPassword('  @ada ', 'pw with spaces ');
+    expect(d.phase).toBe('ready');
+    expect(d.me?.handle).toBe('ada');
+    expect(sent).toContain('POST /api/v1/login {"handle":"ada","password":"pw with spaces "}');
+    await d.signOut();
+    expect(d.phase).toBe('signed-out');
+    expect(d.me).toBeNull();
+    expect(sent.at(-1)).toBe('POST /api/v1/logout ');
+  });
+});

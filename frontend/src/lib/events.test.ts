@@ -89,6 +89,19 @@ describe('decodeEvent', () => {
     expect(away?.kind === 'session' && away.session).not.toHaveProperty('why');
   });
 
+  it('keeps why a span ended, whether it was replayed, and the lock on an away span', () => {
+    const ev = decodeEvent(
+      '',
+      'session',
+      '{"id":9,"device_id":1,"state":"away","why":"locked","start":"2026-11-25T09:00:00Z","end":"2026-11-25T09:05:00Z","open":false,"end_reason":"sleep","replayed":true}',
+    );
+    expect(ev?.kind === 'session' && ev.session).toMatchObject({ why: 'locked', end_reason: 'sleep', replayed: true });
+    const plain = decodeEvent('', 'session', '{"id":9,"device_id":1,"state":"idle","why":"locked","start":"2026-11-25T09:00:00Z","end":"2026-11-25T09:05:00Z"}');
+    expect(plain?.kind === 'session' && plain.session).not.toHaveProperty('why');
+    expect(plain?.kind === 'session' && plain.session).not.toHaveProperty('end_reason');
+    expect(plain?.kind === 'session' && plain.session).not.toHaveProperty('replayed');
+  });
+
   it('treats Go zero time as no last_seen', () => {
     const ev = decodeEvent('1', 'presence', JSON.stringify({ presence: { handle: 'a', device_id: 1, status: 'offline', last_seen: '0001-01-01T00:00:00Z' } }));
     expect(ev?.kind === 'presence' && ev.presence.last_seen).toBe(null);

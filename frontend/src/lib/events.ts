@@ -49,6 +49,18 @@ function presenceOf(o: Obj): PresenceChange | null {
   );
 }
 
+/**
+ * Why a span ended and whether it was replayed, and the lock's why on an
+ * away span, when the event says so (read by the timeline's gap labels).
+ */
+function gapFields(s: Obj): object {
+  const out: Record<string, unknown> = {};
+  if (typeof s.end_reason === 'string' && s.end_reason) out.end_reason = s.end_reason;
+  if (s.replayed === true) out.replayed = true;
+  if (s.state === 'away' && s.why === 'locked') out.why = 'locked';
+  return out;
+}
+
 function sessionOf(o: Obj): { session: Session; open: boolean } | null {
   const s = isObj(o.session) ? o.session : o;
   if (
@@ -65,18 +77,21 @@ function sessionOf(o: Obj): { session: Session; open: boolean } | null {
   const end = Date.parse(s.end);
   if (Number.isNaN(start) || Number.isNaN(end)) return null;
   return {
-    session: withWhy(
-      {
-        id: s.id,
-        device_id: s.device_id,
-        state: s.state,
-        start: s.start,
-        end: s.end,
-        duration_s: Math.max(0, Math.round((end - start) / 1000)),
-        open,
-      },
-      whyOf(s.state, s.why),
-    ),
+    session: {
+      ...withWhy(
+        {
+          id: s.id,
+          device_id: s.device_id,
+          state: s.state,
+          start: s.start,
+          end: s.end,
+          duration_s: Math.max(0, Math.round((end - start) / 1000)),
+          open,
+        },
+        whyOf(s.state, s.why),
+      ),
+      ...gapFields(s),
+    },
     open,
   };
 }

@@ -12,13 +12,21 @@ export interface AgentForm {
   intervalS: number;
   startAtLogin: boolean;
   countCallsAndMedia: boolean;
+  notifications: boolean;
 }
 
-export type SettingsUpdate = Partial<Pick<LocalSettings, 'idle_after_s' | 'interval_s' | 'start_at_login' | 'count_calls_and_media'>>;
+export type SettingsUpdate = Partial<
+  Pick<LocalSettings, 'idle_after_s' | 'interval_s' | 'start_at_login' | 'count_calls_and_media' | 'notifications'>
+>;
 
 /** Whether this agent knows the "count calls and videos as present" setting. */
 export function knowsCallsAndMedia(s: LocalSettings | null | undefined): boolean {
   return typeof s?.count_calls_and_media === 'boolean';
+}
+
+/** Whether this agent knows the "notify me when watched people come online" setting. */
+export function knowsNotifications(s: LocalSettings | null | undefined): boolean {
+  return typeof s?.notifications === 'boolean';
 }
 
 /** The form filled from the agent's settings; calls and media stay off (the default) where the agent has no such setting. */
@@ -28,6 +36,7 @@ export function formOf(s: LocalSettings): AgentForm {
     intervalS: s.interval_s,
     startAtLogin: s.start_at_login,
     countCallsAndMedia: s.count_calls_and_media === true,
+    notifications: s.notifications !== false,
   };
 }
 
@@ -39,5 +48,6 @@ export function settingsUpdate(f: AgentForm, current: LocalSettings | null | und
     start_at_login: f.startAtLogin,
   };
   if (knowsCallsAndMedia(current)) u.count_calls_and_media = f.countCallsAndMedia;
+  if (knowsNotifications(current)) u.notifications = f.notifications;
   return u;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dayTicks, layoutTimeline, ranges, visibleEnd, weekTicks } from './timeline';
+import { dayTicks, gapPhrase, type GapSession, layoutTimeline, ranges, visibleEnd, weekTicks } from './timeline';
 import type { Session } from './types';
 
 const T = (s: string) => Date.parse(s);
@@ -134,6 +134,89 @@ describe('layoutTimeline', () => {
     expect(lane.segments[0].open).toBe(true);
     expect(lane.segments[0].label).toContain('now, 2 h so far');
     expect(lane.gaps.at(-1)!.end).toBe(T('2026-11-25T10:00:00Z'));
+  });
+});
+
+describe('why there is a gap', () => {
+  const at = (h: string) => `2026-11-25T${h}:00Z`;
+  const ended = (id: number, state: Session['state'], a: string, b: string, end_reason?: GapSession['end_reason'], extra: Partial<GapSession> = {}): GapSession => ({
+    ...span(id, 1, state, at(a), at(b)),
+    ...(end_reason ? { end_reason } : {}),
+    ...extra,
+  });
+  const lay = (sessions: Session[], now = '23:00', status: Session['state'] = 'offline') =>
+    layoutTimeline({ ...day, now: T(at(now)), tz: 'UTC', minGapMs: 90_000, devices: [{ id: 1, name: 'laptop', status }], sessions })[0];
+
+  it('labels each gap by why the span before it ended', () => {
+    const lane = lay([
+      ended(1, 'active', '01:00', '02:00', 'sleep'),
+      ended(2, 'active', '03:00', '04:00', 'shutdown'),
+      ended(3, 'idle', '05:00', '06:00', 'quit'),
+      ended(4, 'active', '07:00', '08:00', 'paused'),
+      ended(5, 'active', '09:00', '10:00', 'invisible'),
+      ended(6, 'active', '11:00', '12:00', 'silence'),
+      ended(7, 'active', '13:00', '14:00'), // an older service or agent: nobody said why
+      ended(8, 'active', '15:00', '16:00', 'sleep'),
+    ]);
+    expect(lane.gaps.map((g) => g.text)).toEqual([
+      'offline', // before the first span of the day: nothing to tell by
+      'asleep',
+      'shut down',
+      'quit',
+      'paused',
+      'invisible',
+      'no signal',
+      'offline',
+      'asleep', // the offline stretch up to now
+    ]);
+    expect(lane.gaps[1].label).toBe('asleep · 1 h');
+    expect(lane.gaps[1].reason).toBe('sleep');
+    expect(lane.gaps[0].reason).toBeUndefined();
+    expect(lane.gaps.at(-1)!.label).toBe('asleep · 7 h');
+    expect(lane.segments[0].label).toBe('active: Wed 25 Nov, 01:00 – 02:00, 1 h, then asleep');
+  });
+
+  it('tells the stretch after a device fell silent as no signal', () => {
+    // The service says silence for a tail past its TTL that no beat closed.
+    const lane = lay([{ ...ended(1, 'active', '08:00', '09:00', 'silence'), open: false }], '10:00');
+    expect(lane.gaps.map((g) => [g.text, new Date(g.start).toISOString()])).toEqual([
+      ['offline', '2026-11-25T00:00:00.000Z'],
+      ['no signal', '2026-11-25T09:00:00.000Z'],
+    ]);
+  });
+
+  it('says nothing of a reason while the span still runs', () => {
+    const open = { ...ended(1, 'active', '08:00', '09:59', 'sleep'), open: true };
+    const lane = lay([open], '10:00', 'active');
+    expect(lane.segments[0].endReason).toBeUndefined();
+    expect(lane.segments[0].label).not.toContain('asleep');
+  });
+
+  it('marks away by the lock and spans replayed after a network outage', () => {
+    const lane = lay([
+      { ...ended(1, 'away', '08:00', '09:00'), why: 'locked' as Session['why'] },
+      ended(2, 'away', '09:00', '10:00'),
+      ended(3, 'active', '10:00', '11:00', 'quit', { replayed: true }),
+    ]);
+    expect(lane.segments.map((g) => [g.locked ?? false, g.replayed ?? false])).toEqual([
+      [true, false],
+      [false, false],
+      [false, true],
+    ]);
+    expect(lane.segments[0].label).toBe('away · locked: Wed 25 Nov, 08:00 – 09:00, 1 h');
+    expect(lane.segments[1].label).toBe('away: Wed 25 Nov, 09:00 – 10:00, 1 h');
+    expect(lane.segments[2].label).toBe('active · no network — replayed later: Wed 25 Nov, 10:00 – 11:00, 1 h, then quit');
+    expect(lane.gaps.at(-1)!.text).toBe('quit');
+  });
+
+  it('takes the reason of the span that reached furthest, and ignores one it does not know', () => {
+    const lane = lay([
+      ended(1, 'active', '08:00', '10:00', 'shutdown'),
+      ended(2, 'idle', '08:30', '09:00', 'sleep'), // inside the first: not what the gap follows
+      { ...ended(3, 'active', '11:00', '12:00'), end_reason: 'nap' as GapSession['end_reason'] },
+    ]);
+    expect(lane.gaps.map((g) => g.text)).toEqual(['offline', 'shut down', 'offline']);
+    expect(gapPhrase(undefined)).toBe('offline');
   });
 });
 

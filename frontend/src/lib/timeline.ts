@@ -6,11 +6,45 @@ import type { DeviceView, Session, State, Why } from './types';
 import { clockTime, dateTime, formatDuration, whyPhrase } from './format';
 import { addDays, civilDate, type CivilDate, startOfDay, weekday } from './zone';
 
+/**
+ * Why nothing followed a span (the service's `end_reason`): what the
+ * device's final beat said, or `silence` when no final beat came (a crash,
+ * power lost, the network gone with nothing replayed).
+ */
+export type EndReason = 'sleep' | 'shutdown' | 'quit' | 'paused' | 'invisible' | 'silence';
+
+/** A span as the service (or the local history) sends it, with why it ended and whether it came late. */
+export type GapSession = Session & { end_reason?: EndReason; replayed?: boolean };
+
+/** How a gap, or an offline stretch after a span, is told. */
+export const GAP_PHRASES: Record<EndReason, string> = {
+  sleep: 'asleep',
+  shutdown: 'shut down',
+  quit: 'quit',
+  paused: 'paused',
+  invisible: 'invisible',
+  silence: 'no signal',
+};
+
+/** What a replayed span says: its beats were queued while the network was gone and sent later. */
+export const REPLAYED_PHRASE = 'no network — replayed later';
+
+/** The phrase for a gap after a span that ended for reason; plain "offline" when nobody said why. */
+export function gapPhrase(reason: EndReason | undefined): string {
+  return (reason && GAP_PHRASES[reason]) || 'offline';
+}
+
 export interface Segment {
   key: string;
   state: State;
   /** What kept an active span present, when not input: drawn apart and told in the label. */
   why?: Exclude<Why, 'input'>;
+  /** Away because the screen locked. */
+  locked?: boolean;
+  /** Some of its beats reached the service late (no network, replayed later). */
+  replayed?: boolean;
+  /** Why nothing followed it, when it ended so. */
+  endReason?: EndReason;
   /** The span's own times (ms), unclipped: what the tooltip tells. */
   start: number;
   end: number;
@@ -27,6 +61,12 @@ export interface Gap {
   end: number;
   left: number;
   width: number;
+  /** Why the device was gone: the end reason of the span the gap follows (none when unknown). */
+  reason?: EndReason;
+  /** "asleep", "shut down", "no signal", … ("offline" when unknown): the short text drawn in the gap. */
+  text: string;
+  /** The tooltip: "asleep · 1 h 20 min". */
+  label: string;
 }
 
 export interface Lane {
@@ -60,12 +100,22 @@ export function visibleEnd(s: Session, deviceStatus: State | undefined, now: num
   return end;
 }
 
-/** "active · in a call: Wed 25 Nov, 14:05 – now, 12 min so far"; an input span is plain "active: …". */
-function spanLabel(state: State, why: Why | undefined, start: number, end: number, open: boolean, tz: string, local: boolean): string {
+/**
+ * "active · in a call: Wed 25 Nov, 14:05 – now, 12 min so far"; an input span is plain "active: …";
+ * "away · locked: …" for the lock; "… · no network — replayed later" for a replayed span; "…, then asleep"
+ * when the device went after it.
+ */
+function spanLabel(s: GapSession, start: number, end: number, open: boolean, tz: string, local: boolean): string {
   const range = `${dateTime(start, tz)} – ${open ? 'now' : clockTime(end, tz)}`;
   const dur = formatDuration((end - start) / 1000);
-  const phrase = whyPhrase(state, why);
-  return `${state}${phrase ? ` · ${phrase}` : ''}${local ? ' (local)' : ''}: ${range}, ${dur}${open ? ' so far' : ''}`;
+  const phrases = [whyPhrase(s.state, s.why), isLocked(s) ? 'locked' : '', s.replayed ? REPLAYED_PHRASE : ''].filter((p) => p);
+  const then = !open && s.end_reason ? `, then ${gapPhrase(s.end_reason)}` : '';
+  return `${s.state}${phrases.map((p) => ` · ${p}`).join('')}${local ? ' (local)' : ''}: ${range}, ${dur}${open ? ' so far' : ''}${then}`;
+}
+
+/** Away because the screen locked (why "locked", which the Why type of active spans does not name). */
+function isLocked(s: Session): boolean {
+  return s.state === 'away' && (s.why as string | undefined) === 'locked';
 }
 
 function laneOf(
@@ -81,7 +131,7 @@ function laneOf(
   const minGap = inp.minGapMs ?? 0;
   const segs: Segment[] = [];
   const sorted = [...spans].sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
-  for (const s of sorted) {
+  for (const s of sorted as GapSession[]) {
     if (s.state === 'offline') continue; // offline is the absence of a span
     const start = Date.parse(s.start);
     const end = visibleEnd(s, status, inp.now);
@@ -99,21 +149,35 @@ function laneOf(
       width: (b - a) / span,
       open,
       local,
-      label: spanLabel(s.state, s.why, start, end, open, inp.tz, local),
+      label: spanLabel(s, start, end, open, inp.tz, local),
     };
     if (s.state === 'active' && (s.why === 'call' || s.why === 'media')) seg.why = s.why;
+    if (isLocked(s)) seg.locked = true;
+    if (s.replayed) seg.replayed = true;
+    if (!open && s.end_reason && s.end_reason in GAP_PHRASES) seg.endReason = s.end_reason;
     segs.push(seg);
   }
-  // Gaps: the stretches up to now that no span covers.
+  // Gaps: the stretches up to now that no span covers, each told by the
+  // span it follows (the one that reached furthest): why that one ended.
   const gaps: Gap[] = [];
   let cursor = inp.from;
+  let before: Segment | undefined;
   const addGap = (a: number, b: number) => {
-    if (b - a > minGap && b > a) gaps.push({ start: a, end: b, left: (a - inp.from) / span, width: (b - a) / span });
+    if (!(b - a > minGap && b > a)) return;
+    const reason = before?.endReason;
+    const text = gapPhrase(reason);
+    const gap: Gap = { start: a, end: b, left: (a - inp.from) / span, width: (b - a) / span, text, label: `${text} · ${formatDuration((b - a) / 1000)}` };
+    if (reason) gap.reason = reason;
+    gaps.push(gap);
   };
   for (const g of segs) {
     const a = Math.max(g.start, inp.from);
     if (a > cursor) addGap(cursor, Math.min(a, horizon));
-    cursor = Math.max(cursor, Math.min(g.end, inp.to));
+    const reach = Math.min(g.end, inp.to);
+    if (reach >= cursor) {
+      cursor = reach;
+      before = g;
+    }
   }
   if (horizon > cursor) addGap(cursor, horizon);
   return { deviceId, name, local, segments: segs, gaps };

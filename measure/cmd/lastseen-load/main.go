@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "SSE subscribers in phase d")
 	fs.IntVar(&c.Changes, "changes", c.Changes, "state changes in phase d")
 	fs.DurationVar(&c.ChangeTimeout, "change-timeout", c.ChangeTimeout, "how long one change may take to reach every subscriber")
-	fs.StringVar(&c.Phases, "phases", c.Phases, `phases to run, letters of "abocdp" (p: PostgreSQL vs SQLite, needs the PostgreSQL server binaries)`)
+	fs.StringVar(&c.Phases, "phases", c.Phases, `phases to run, letters of "abocdep" (e: public status streams; p: PostgreSQL vs SQLite, needs the PostgreSQL server binaries)`)
 	fs.Float64Var(&c.PacedRate, "paced-rate", 0, "beats/s for phases b and o when phase a does not run")
 	fs.StringVar(&c.Sync, "sync", "", "CHANGE lastseend's --sync (full or normal; default: lastseend's own, full)")
 	fs.Var(rateValue{&c.DeviceRate}, "device-rate", "CHANGE lastseend's --device-rate, `PER_SECOND/BURST` (default: lastseend's own)")
