@@ -87,7 +87,7 @@ func (ds days) each(s, e time.Time, fn func(day int, s, e time.Time)) {
 // sweep adds the union's segments to each day's totals (whose Date is
 // already set) and, when heat is not nil, its active time to the heatmap.
 // Durations are summed exactly and truncated to seconds once per cell.
-func (ds days) sweep(segs []Span, loc *time.Location, totals []DayTotal, heat *Heatmap) {
+func (ds days) sweep(segs []segment, loc *time.Location, totals []DayTotal, heat *Heatmap) {
 	act, idl, awy := make([]time.Duration, len(totals)), make([]time.Duration, len(totals)), make([]time.Duration, len(totals))
 	var h [7][24]time.Duration
 	for _, seg := range segs {

@@ -54,9 +54,17 @@ func overlap(s, e, from, to time.Time) time.Duration {
 	return e.Sub(s)
 }
 
+// segment is a stretch of the user's timeline in one state: a span without
+// what a timeline does not need (a third of its size, and a year of a busy
+// user is tens of thousands of them).
+type segment struct {
+	Start, End time.Time
+	State      State
+}
+
 // userTimeline flattens many devices' spans into non-overlapping segments
 // carrying, at each instant, the highest-precedence state of any span.
-func userTimeline(spans []Span) []Span {
+func userTimeline(spans []Span) []segment {
 	type edge struct {
 		at    time.Time
 		state State
@@ -70,7 +78,7 @@ func userTimeline(spans []Span) []Span {
 		edges = append(edges, edge{s.Start, s.State, +1}, edge{s.End, s.State, -1})
 	}
 	slices.SortFunc(edges, func(a, b edge) int { return a.at.Compare(b.at) })
-	var out []Span
+	out := make([]segment, 0, len(edges)/2+1)
 	var count [4]int // open spans per precedence
 	cur := func() State {
 		for _, st := range States {
@@ -94,8 +102,8 @@ func userTimeline(spans []Span) []Span {
 			out[n-1].End = at
 		}
 		if after != Offline {
-			out = append(out, Span{State: after, Start: at})
+			out = append(out, segment{State: after, Start: at})
 		}
 	}
-	return slices.DeleteFunc(out, func(s Span) bool { return s.End.IsZero() })
+	return slices.DeleteFunc(out, func(s segment) bool { return s.End.IsZero() })
 }
