@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/lastseen/lastseen/backend/presence"
@@ -121,7 +122,20 @@ func (g *group) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
 // writeStmts are the statements every group runs per request, prepared
 // once on the writer connection.
 type writeStmts struct {
-	updateDevice, insertSpan, updateSpan *sql.Stmt
+	updateDevice, insertSpan, updateSpan, replaySpan *sql.Stmt
+}
+
+// openEnd is the end_ns an open tail span is stored with: its real end is
+// the device's tail_end_ns (migration 0006), so extending it writes only
+// the device row. Readers put the real end back (Spans, scanDevice).
+const openEnd = math.MaxInt64
+
+// storedEnd is the end_ns a span is written with.
+func storedEnd(sp presence.Span) int64 {
+	if sp.Closed {
+		return ns(sp.End)
+	}
+	return openEnd
 }
 
 func prepareWrites(db *sql.DB) (writeStmts, error) {
@@ -133,11 +147,12 @@ func prepareWrites(db *sql.DB) (writeStmts, error) {
 	}{
 		// Optimistic: matches only while last_seq is what memory had.
 		{&w.updateDevice, `UPDATE devices
-			SET last_seq = ?, state = ?, last_beat_ns = ?, last_active_ns = ?, tail_span_id = ?
+			SET last_seq = ?, state = ?, last_beat_ns = ?, last_active_ns = ?, tail_span_id = ?, tail_end_ns = ?
 			WHERE id = ? AND last_seq = ?`},
 		{&w.insertSpan, `INSERT INTO spans (id, device_id, user_id, state, why, start_ns, end_ns, closed, end_reason, replayed)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.updateSpan, `UPDATE spans SET end_ns = ?, closed = ?, end_reason = ?, replayed = ? WHERE id = ?`},
+		{&w.replaySpan, `UPDATE spans SET replayed = ? WHERE id = ?`},
 	} {
 		if *p.dst, err = db.Prepare(p.query); err != nil {
 			return w, fmt.Errorf("prepare %q: %w", p.query, err)
@@ -256,7 +271,7 @@ func (g *group) apply(ctx context.Context, r ingestReq) (presence.IngestResult, 
 		}
 	}
 	for _, c := range f.Spans {
-		if err := g.writeSpan(ctx, r.deviceID, next.dev.UserID, c); err != nil {
+		if err := g.writeSpan(ctx, r.deviceID, next.dev.UserID, c, st.tail); err != nil {
 			return presence.IngestResult{}, nil, err
 		}
 	}
@@ -309,11 +324,12 @@ func withFacts(d presence.Device, f presence.Facts) presence.Device {
 // the one st was read with; false when another writer moved it.
 func (g *group) writeDevice(ctx context.Context, st, next *devState, facts *presence.Facts) (bool, error) {
 	var tail any
+	var tailEnd int64
 	if next.tail != nil {
-		tail = next.tail.ID
+		tail, tailEnd = next.tail.ID, ns(next.tail.End)
 	}
 	r, err := g.stmt(ctx, g.s.stmts.updateDevice).ExecContext(ctx,
-		next.pres.LastSeq, string(next.pres.State), ns(next.pres.LastBeat), ns(next.pres.LastActive), tail,
+		next.pres.LastSeq, string(next.pres.State), ns(next.pres.LastBeat), ns(next.pres.LastActive), tail, tailEnd,
 		st.dev.ID, st.pres.LastSeq)
 	if err != nil {
 		return false, fmt.Errorf("update device %d: %w", st.dev.ID, err)
@@ -330,14 +346,23 @@ func (g *group) writeDevice(ctx context.Context, st, next *devState, facts *pres
 	return true, nil
 }
 
-func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c presence.SpanChange) error {
+// writeSpan writes one span the fold changed. A span still open keeps the
+// open end (its real end is the device row's, written by writeDevice), so
+// a beat that only extended the tail writes nothing here; was is the tail
+// before the fold, to tell whether anything else of it changed.
+func (g *group) writeSpan(ctx context.Context, deviceID, userID int64, c presence.SpanChange, was *presence.Span) error {
 	sp := c.Span
 	var err error
-	if c.New {
-		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), string(sp.Why), ns(sp.Start), ns(sp.End), sp.Closed,
+	switch {
+	case c.New:
+		_, err = g.stmt(ctx, g.s.stmts.insertSpan).ExecContext(ctx, sp.ID, deviceID, userID, string(sp.State), string(sp.Why), ns(sp.Start), storedEnd(sp), sp.Closed,
 			string(sp.EndReason), sp.Replayed)
-	} else {
+	case sp.Closed:
 		_, err = g.stmt(ctx, g.s.stmts.updateSpan).ExecContext(ctx, ns(sp.End), sp.Closed, string(sp.EndReason), sp.Replayed, sp.ID)
+	case was == nil || was.ID != sp.ID || was.Replayed != sp.Replayed:
+		// Still open, and marked replayed by a late beat (or not the tail
+		// memory had: write what may differ, to be sure).
+		_, err = g.stmt(ctx, g.s.stmts.replaySpan).ExecContext(ctx, sp.Replayed, sp.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("write span %d of device %d: %w", sp.ID, deviceID, err)

@@ -42,7 +42,7 @@ type userEntry struct {
 
 const deviceColumns = `d.id, d.user_id, d.name, d.os, d.platform, d.hostname, d.version, d.created_ns, d.revoked_ns IS NOT NULL,
 	d.last_seq, d.state, d.last_beat_ns, d.last_active_ns,
-	t.id, t.state, t.why, t.start_ns, t.end_ns, t.replayed`
+	t.id, t.state, t.why, t.start_ns, CASE WHEN t.end_ns = 9223372036854775807 THEN d.tail_end_ns ELSE t.end_ns END, t.replayed`
 
 const deviceFrom = ` FROM devices d LEFT JOIN spans t ON t.id = d.tail_span_id`
 

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/lastseen/lastseen/backend/presence"
@@ -32,8 +33,13 @@ func (s *Store) Spans(ctx context.Context, q presence.SpanQuery) ([]presence.Spa
 	// The five small text and flag columns come back as one ("active input
 	// sleep 1 0"): the driver crosses into C twice per column, and a year of
 	// a busy user is tens of thousands of rows.
+	//
+	// An open tail is stored with the largest end (see openEnd), so the
+	// index keeps it in every range; its real end, from its device row, is
+	// put in below and the range checked again.
 	var b strings.Builder
-	b.WriteString(`SELECT id, device_id, start_ns, end_ns, state || ' ' || why || ' ' || end_reason || ' ' || closed || ' ' || replayed FROM spans
+	b.WriteString(`SELECT id, device_id, start_ns, end_ns,
+		state || ' ' || why || ' ' || end_reason || ' ' || closed || ' ' || replayed FROM spans
 		WHERE user_id = ? AND end_ns >= ? AND start_ns < ? AND (end_ns > ? OR start_ns = ?)`)
 	args := []any{q.UserID, from, to, from, from}
 	if q.DeviceID != 0 {
@@ -56,6 +62,7 @@ func (s *Store) Spans(ctx context.Context, q presence.SpanQuery) ([]presence.Spa
 	}
 	defer rows.Close()
 	out := make([]presence.Span, 0, 64)
+	var open []int          // indexes in out of open tails, their ends still to read
 	var packed sql.RawBytes // reused: it is read before the next row
 	for rows.Next() {
 		var sp presence.Span
@@ -75,12 +82,29 @@ func (s *Store) Spans(ctx context.Context, q presence.SpanQuery) ([]presence.Spa
 		sp.State, sp.Why, sp.Start, sp.End = st, presence.Why(word(f[1])).Of(st), fromNS(start), fromNS(end)
 		sp.EndReason = presence.EndReason(word(f[2]))
 		sp.Closed, sp.Replayed = string(f[3]) == "1", string(f[4]) == "1"
+		if end == openEnd {
+			open = append(open, len(out))
+		}
 		out = append(out, sp)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list spans of user %d: %w", q.UserID, err)
 	}
-	return out, nil
+	rows.Close()
+	if len(open) == 0 {
+		return out, nil
+	}
+	// At most one open tail per device: a read each.
+	for _, i := range open {
+		var end int64
+		if err := s.rdb.QueryRowContext(ctx, `SELECT tail_end_ns FROM devices WHERE id = ?`, out[i].DeviceID).Scan(&end); err != nil {
+			return nil, fmt.Errorf("list spans of user %d: the end of span %d: %w", q.UserID, out[i].ID, err)
+		}
+		out[i].End = fromNS(end)
+	}
+	return slices.DeleteFunc(out, func(sp presence.Span) bool {
+		return !(sp.End.UnixNano() > from || sp.Start.UnixNano() == from)
+	}), nil
 }
 
 // word is a stored state, why or end reason as a string, without a copy

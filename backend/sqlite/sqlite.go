@@ -205,7 +205,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan, s.authStmt, s.sessionStmt, s.authVersionStmt} {
+	for _, st := range []*sql.Stmt{s.stmts.updateDevice, s.stmts.insertSpan, s.stmts.updateSpan, s.stmts.replaySpan, s.authStmt, s.sessionStmt, s.authVersionStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
