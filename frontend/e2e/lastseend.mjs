@@ -104,3 +104,37 @@ export function tempDir() {
   const dir = mkdtempSync(join(tmpdir(), 'lastseen-e2e-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A walk-through's steps: each is timed and printed as "ok" or "FAIL", the
+ * first failure ends the walk (its error is rethrown), and exit() prints the
+ * count and exits non-zero unless every step passed.
+ */
+export function newTally() {
+  const t = {
+    passed: 0,
+    failed: 0,
+    async step(name, fn) {
+      const t0 = Date.now();
+      try {
+        await fn();
+        t.passed++;
+        console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+      } catch (err) {
+        t.failed++;
+        console.log(`FAIL ${name}\n     ${String(err?.stack ?? err).split('\n').slice(0, 6).join('\n     ')}`);
+        throw err;
+      }
+    },
+    exit() {
+      console.log(`${t.passed} passed, ${t.failed} failed`);
+      process.exit(t.failed > 0 || t.passed === 0 ? 1 : 0);
+    },
+  };
+  return t;
+}
+
+/** expect throws msg unless cond holds. */
+export function expect(cond, msg) {
+  if (!cond) throw new Error(msg);
+}

@@ -17,29 +17,14 @@ import { mkdirSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lastseend, agentBinary, freePort, lastseendBinary, tempDir } from './lastseend.mjs';
+import { agentBinary, expect, freePort, Lastseend, lastseendBinary, newTally, tempDir } from './lastseend.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shots = join(here, 'screenshots');
 mkdirSync(shots, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(err?.stack ?? err).split('\n').slice(0, 6).join('\n     ')}`);
-    throw err;
-  }
-}
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+const tally = newTally();
+const step = tally.step;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A child process whose output is kept (the tail shown on failure) and can be waited on. */
@@ -417,7 +402,7 @@ try {
   if (dump) console.log(`# page state:\n${await dump().catch((e) => String(e))}`);
 } finally {
   await browser?.close().catch(() => {});
-  if (failed > 0) {
+  if (tally.failed > 0) {
     if (svc?.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
     if (agent?.text) console.log(`# agent output (tail):\n${agent.text.slice(-2000)}`);
   }
@@ -428,5 +413,4 @@ try {
   await svc?.stop().catch(() => {});
   tmp.remove();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 || passed === 0 ? 1 : 0);
+tally.exit();

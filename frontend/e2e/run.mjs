@@ -10,7 +10,7 @@ import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lastseend, freePort, lastseendBinary, tempDir } from './lastseend.mjs';
+import { expect, freePort, Lastseend, lastseendBinary, newTally, tempDir } from './lastseend.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shots = join(here, 'screenshots');
@@ -18,23 +18,8 @@ const shots = join(here, 'screenshots');
 const awExport = join(here, '..', '..', 'backend', 'importer', 'testdata', 'activitywatch-export.json');
 mkdirSync(shots, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(err?.stack ?? err).split('\n').slice(0, 6).join('\n     ')}`);
-    throw err;
-  }
-}
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+const tally = newTally();
+const step = tally.step;
 
 // The user's zone: one where the three hours of history below fall on today,
 // whatever time the test runs.
@@ -343,9 +328,8 @@ try {
   if (dump) console.log(`# page state:\n${await dump().catch((e) => String(e))}`);
 } finally {
   await browser?.close().catch(() => {});
-  if (svc && failed > 0 && svc.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
+  if (svc && tally.failed > 0 && svc.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
   await svc?.stop().catch(() => {});
   tmp.remove();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 || passed === 0 ? 1 : 0);
+tally.exit();

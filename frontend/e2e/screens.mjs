@@ -15,30 +15,15 @@ import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lastseend, freePort, lastseendBinary, tempDir } from './lastseend.mjs';
+import { expect, freePort, Lastseend, lastseendBinary, newTally, tempDir } from './lastseend.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shots = process.argv.includes('--docs') ? join(here, '..', '..', 'docs', 'screenshots') : join(here, 'screenshots');
 mkdirSync(shots, { recursive: true });
 mkdirSync(join(here, 'screenshots'), { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(err?.stack ?? err).split('\n').slice(0, 6).join('\n     ')}`);
-    throw err;
-  }
-}
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+const tally = newTally();
+const step = tally.step;
 
 const tz = 'Europe/Paris';
 // The history is made in the user's zone: local wall times below are Paris's.
@@ -441,9 +426,8 @@ try {
 } finally {
   clearInterval(keepAlive);
   await browser?.close().catch(() => {});
-  if (svc && failed > 0 && svc.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
+  if (svc && tally.failed > 0 && svc.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
   await svc?.stop().catch(() => {});
   tmp.remove();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 || passed === 0 ? 1 : 0);
+tally.exit();

@@ -11,25 +11,10 @@
 // not be built.
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
-import { Lastseend, freePort, lastseendBinary, tempDir } from './lastseend.mjs';
+import { expect, freePort, Lastseend, lastseendBinary, newTally, tempDir } from './lastseend.mjs';
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${String(err?.stack ?? err).split('\n').slice(0, 6).join('\n     ')}`);
-    throw err;
-  }
-}
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+const tally = newTally();
+const step = tally.step;
 
 // A site on another origin: one page per handle, each with a placeholder
 // holding the fallback badge, and the script.
@@ -208,10 +193,9 @@ try {
   if (page) console.log(`# widget: ${await page.locator('#status').innerHTML({ timeout: 1000 }).catch((e) => String(e))}`);
 } finally {
   await browser?.close().catch(() => {});
-  if (svc && failed > 0 && svc.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
+  if (svc && tally.failed > 0 && svc.log.length) console.log(`# lastseend log (tail):\n${svc.log.slice(-20).join('')}`);
   await svc?.stop().catch(() => {});
   await site?.close().catch(() => {});
   tmp.remove();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 || passed === 0 ? 1 : 0);
+tally.exit();

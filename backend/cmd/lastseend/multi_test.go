@@ -218,7 +218,12 @@ func testFanOutAcrossInstances(t *testing.T, clusterDSN string) {
 	t.Logf("slowest cross-instance delivery: %v", worst.Round(10*time.Microsecond))
 
 	// Both instances delivered the same events, in the same order, under
-	// the same ids: a stream can resume on either one.
+	// the same ids: a stream can resume on either one. The instance a beat
+	// was posted to may deliver it after the other one does (when events of
+	// the other instance came between, it reads them all from the table
+	// first, in id order), so wait for the last on both streams.
+	wa.waitPresence(t, id, 6, eventWait)
+	wb.waitPresence(t, id, 6, eventWait)
 	pa, pb := wa.presenceOf(t, id), wb.presenceOf(t, id)
 	if len(pa) != len(pb) {
 		t.Fatalf("A's stream has %d presence events, B's %d", len(pa), len(pb))
