@@ -379,6 +379,7 @@ func (s *Server) publicEvents(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 		st.out = connOut{conn}
+		s.hijacks.hijacked()
 		go st.serve(responseHead(r, h, s.now()))
 		return nil
 	case errors.Is(err, http.ErrNotSupported):

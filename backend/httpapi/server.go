@@ -21,7 +21,8 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	mux     *http.ServeMux
-	limiter *limiter // per token
+	limiter *limiter  // per token
+	hijacks *hijackGC // a collection after a storm of streams
 	// failedAuth counts failed authentications per client address.
 	failedAuth *limiter
 	cop        *http.CrossOriginProtection
@@ -75,6 +76,7 @@ func New(cfg Config) (*Server, error) {
 		now:         cfg.Now,
 		mux:         http.NewServeMux(),
 		limiter:     newLimiter(cfg.Now),
+		hijacks:     newHijackGC(time.Now), // resource pacing: the real clock
 		failedAuth:  newBoundedLimiter(cfg.Now, maxFailedAuthAddrs),
 		cop:         http.NewCrossOriginProtection(),
 		frontend:    cfg.Frontend,

@@ -87,6 +87,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c caller) error 
 		// makes the stream small. The request is read in full (a GET has
 		// no body), so whatever the reader holds was never ours to read.
 		st.out = connOut{conn}
+		s.hijacks.hijacked()
 		go st.serve(responseHead(r, h, s.now()), past)
 		return nil
 	case errors.Is(err, http.ErrNotSupported):
