@@ -61,12 +61,21 @@ func parsePairFlags(args []string, getenv func(string) string, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
-	if fs.NArg() != 1 {
+	// Flags may also follow the URL (`pair https://… --name desk`), as
+	// people type them.
+	var url string
+	if fs.NArg() > 0 {
+		url = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return f, err
+		}
+	}
+	if url == "" || fs.NArg() != 0 {
 		fs.Usage()
 		return f, errors.New("pair needs the service's URL, and nothing else")
 	}
 	var err error
-	if f.URL, err = agenthost.CheckServerURL(fs.Arg(0)); err != nil {
+	if f.URL, err = agenthost.CheckServerURL(url); err != nil {
 		return f, errors.New(presence.ErrorMessage(err))
 	}
 	if f.Name, err = presence.NormalizeDeviceName(f.Name); err != nil {

@@ -95,8 +95,13 @@ func TestParsePairFlags(t *testing.T) {
 	if err != nil || f.URL != "https://s.example" || f.Name != "laptop" || !filepath.IsAbs(f.DataDir) {
 		t.Fatalf("%+v %v", f, err)
 	}
+	// Flags after the URL, as people type them, mean the same.
+	g, err := parsePairFlags([]string{"https://s.example/", "--name", "laptop", "--data-dir", "rel"}, env, io.Discard)
+	if err != nil || g != f {
+		t.Errorf("flags after the URL: %+v %v, want %+v", g, err, f)
+	}
 	for _, args := range [][]string{
-		{}, {"https://a.example", "https://b.example"}, {"lastseen.example.com"}, {"https://u:p@s.example"},
+		{}, {"https://a.example", "https://b.example"}, {"https://a.example", "--name", "x", "extra"}, {"lastseen.example.com"}, {"https://u:p@s.example"},
 		{"--name", strings.Repeat("x", 65), "https://s.example"}, {"--name", "", "https://s.example"},
 	} {
 		if _, err := parsePairFlags(args, env, io.Discard); err == nil {
